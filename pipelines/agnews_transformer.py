@@ -1,0 +1,248 @@
+"""Train the lesson's custom Keras Transformer on AG News and export a SavedModel that serves raw text.
+
+    python -m pipelines.agnews_transformer --output-dir runs/agnews_transformer
+
+Reads AG News from --data-dir / $TFNLP_DATA_DIR (the ag_news_csv files), else
+from tfds. Writes config.json, TensorBoard logs, checkpoints, history.csv and
+metrics.json to --output-dir, and the SavedModel to <export-dir>/<version>/.
+Started again with the same --output-dir, an interrupted run resumes from its
+last completed epoch.
+
+The defaults tokenize with the packaged all-MiniLM-L6-v2 WordPiece vocabulary
+(in-graph) and use its frozen WordPiece vectors, projected to a narrow
+Transformer that is trained from scratch with the classifier. The lesson
+notebook's configuration (TextVectorization 20,000 tokens, texts padded to
+256, embedding 32, 2 heads, feed-forward 32) is
+``--args-file pipelines/configs/agnews_transformer_lesson.json``.
+"""
+
+import dataclasses
+import logging
+import time
+from typing import Optional
+
+import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from tfnlp import data, pretrained
+from tfnlp.data.batching import DEFAULT_BOUNDARIES, batch_by_length, encode_texts
+from tfnlp.models import build_text_vectorizer, build_transformer_classifier
+from tfnlp.serving import TextClassifierModule, export_saved_model, reload_smoke_check
+from tfnlp.text import BertTokenizer
+from tfnlp.training import Runtime, RuntimeArguments, field, parse_arguments
+from tfnlp.training.evaluation import evaluate_classifier, predict_classes
+from tfnlp.training.optimization import create_optimizer
+from tfnlp.utils import atomic_write_json
+
+logger = logging.getLogger("agnews_transformer")
+
+SMOKE_TEXTS = [
+    "Stocks fell sharply on Wall Street as oil prices rose to a record high.",
+    "The striker scored twice as the home team won the cup final.",
+    "",
+    "Ученые представили новый процессор с низким энергопотреблением.",
+]
+
+
+@dataclasses.dataclass
+class DataArguments:
+    """Which AG News data to read and how much of it."""
+
+    data_dir: str = field("", "Folder with ag_news/{train,test}.csv (or the ag_news folder itself); "
+                              "'' = $TFNLP_DATA_DIR, else tfds ag_news_subset.")
+    validation_size: float = field(0.1, "Validation slice: the last fraction (< 1) or count (>= 1) of train.csv.")
+    max_train_examples: Optional[int] = field(None, "Use only the first N training examples (quick runs).")
+    max_eval_examples: Optional[int] = field(None, "Use only the first N validation and test examples.")
+
+    def __post_init__(self):
+        if self.validation_size <= 0:
+            raise ValueError("--validation-size must be positive (the best epoch is chosen on it)")
+        if self.validation_size >= 1:
+            if self.validation_size != int(self.validation_size):
+                raise ValueError("--validation-size of 1 or more is a number of examples: it must be whole")
+            self.validation_size = int(self.validation_size)  # A count, as `data.load_ag_news` expects.
+        for name in ("max_train_examples", "max_eval_examples"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+
+
+@dataclasses.dataclass
+class ModelArguments:
+    """The tokenizer and the Transformer classifier."""
+
+    tokenizer: str = field("wordpiece", "wordpiece: the pretrained BERT's vocabulary, in-graph; "
+                                        "text_vectorization: TextVectorization adapted on train (the lesson).",
+                           choices=("wordpiece", "text_vectorization"))
+    pretrained: str = field("", "BERT for the WordPiece vocabulary and embeddings: '' = packaged "
+                                "all-MiniLM-L6-v2, a local HF folder, or a hub name.")
+    pretrained_embeddings: bool = field(True, "Use the pretrained BERT's WordPiece vectors (wordpiece only), "
+                                              "projected to --embedding-dim; else learn embeddings from scratch.")
+    freeze_pretrained_embeddings: bool = field(True, "Keep the pretrained vectors fixed while training.")
+    pool_pretrained_embeddings: bool = field(True, "Concatenate the mean of the pretrained vectors to the "
+                                                   "pooled Transformer output.")
+    vocabulary_size: int = field(20000, "TextVectorization vocabulary size (text_vectorization only).")
+    sequence_length: int = field(128, "Maximum tokens per text; batches are padded only to their longest text.")
+    pad_to_sequence_length: bool = field(False, "Pad every text to --sequence-length, as the lesson does "
+                                                "(slower; for comparison).")
+    embedding_dim: int = field(64, "Width of the Transformer (token vectors).")
+    num_layers: int = field(1, "Transformer blocks.")
+    num_heads: int = field(4, "Attention heads per block (must divide --embedding-dim).")
+    intermediate_dim: int = field(128, "Feed-forward hidden size.")
+    dropout: float = field(0.1, "Dropout rate in [0, 1).")
+    activation: str = field("gelu", "Feed-forward activation.", choices=("relu", "gelu"))
+
+    def __post_init__(self):
+        if self.sequence_length < 2:
+            raise ValueError("--sequence-length must be at least 2")
+        if not 0 <= self.dropout < 1:
+            raise ValueError("--dropout must lie in [0, 1)")
+
+
+@dataclasses.dataclass
+class TrainingArguments:
+    """Optimization, and where the export goes."""
+
+    epochs: int = field(4, "Training epochs.")
+    batch_size: int = field(32, "Global batch size (split across replicas).")
+    learning_rate: float = field(1e-3, "Peak AdamW learning rate.")
+    warmup_ratio: float = field(0.1, "Fraction of steps with linear warm-up.")
+    weight_decay: float = field(0.01, "AdamW weight decay (not on LayerNorm and biases).")
+    export_dir: str = field("saved_models/agnews_transformer", "Export base folder; the SavedModel goes to "
+                                                               "<export-dir>/<next version>/. '' = no export.")
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("--epochs and --batch-size must be at least 1")
+        if self.learning_rate <= 0:
+            raise ValueError("--learning-rate must be positive")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError("--warmup-ratio must lie in [0, 1)")
+        if self.weight_decay < 0:
+            raise ValueError("--weight-decay must be >= 0")
+
+
+def load_splits(args):
+    """The train, validation and test datasets of (text, label), and the class names."""
+    options = dict(data_dir=args.data_dir or None, validation_size=args.validation_size)
+    train, class_names = data.load_ag_news("train", max_examples=args.max_train_examples, **options)
+    validation, _ = data.load_ag_news("validation", max_examples=args.max_eval_examples, **options)
+    test, _ = data.load_ag_news("test", max_examples=args.max_eval_examples, **options)
+    return {"train": train, "validation": validation, "test": test}, class_names
+
+
+def build_vectorizer(args, train):
+    """The text -> ids layer: the pretrained WordPiece tokenizer, or a TextVectorization adapted on train."""
+    if args.tokenizer == "wordpiece":
+        return BertTokenizer.from_pretrained(args.pretrained or None, sequence_length=args.sequence_length,
+                                             name="tokenizer")
+    return build_text_vectorizer(train.map(lambda text, label: text), vocabulary_size=args.vocabulary_size,
+                                 name="tokenizer")
+
+
+def make_batches(splits, vectorizer, model_args, train_args, runtime):
+    """Encodes every split once (cached) and batches it by length (or to a fixed length, as the lesson)."""
+    length = model_args.sequence_length
+    # Ids are cut to `length`, so the last bucket ends right after it: padding to bucket bounds (XLA) then
+    # never meets a text longer than the last bound, whatever --sequence-length is.
+    boundaries = [length + 1] if model_args.pad_to_sequence_length else (
+        [bound for bound in DEFAULT_BOUNDARIES if bound <= length] + [length + 1])
+    batches = {}
+    for name, dataset in splits.items():
+        ids = encode_texts(dataset, vectorizer, max_length=length).cache()
+        batches[name] = batch_by_length(ids, train_args.batch_size, shuffle=name == "train", seed=runtime.args.seed,
+                                        boundaries=boundaries,
+                                        pad_to_boundary=model_args.pad_to_sequence_length or runtime.args.jit_compile)
+    return batches
+
+
+def count_examples(dataset):
+    return int(dataset.reduce(np.int64(0), lambda count, _: count + 1).numpy())
+
+
+def build_model(model_args, vectorizer, num_classes):
+    """The classifier on token ids (tokenization runs in tf.data; see `export_model` for raw text)."""
+    options = dict(num_classes=num_classes, sequence_length=model_args.sequence_length,
+                   embedding_dim=model_args.embedding_dim, num_layers=model_args.num_layers,
+                   num_heads=model_args.num_heads, intermediate_dim=model_args.intermediate_dim,
+                   dropout=model_args.dropout, activation=model_args.activation)
+    if model_args.tokenizer == "wordpiece":
+        options["vocabulary_size"] = vectorizer.vocabulary_size
+        if model_args.pretrained_embeddings:
+            options.update(
+                pretrained_embeddings=pretrained.load_embedding_matrices(model_args.pretrained or None),
+                freeze_pretrained_embeddings=model_args.freeze_pretrained_embeddings,
+                pool_pretrained_embeddings=model_args.pool_pretrained_embeddings)
+    else:
+        options["vocabulary_size"] = vectorizer.vocabulary_size()
+    return build_transformer_classifier(None, **options)
+
+
+def export_model(model, vectorizer, sequence_length):
+    """Raw text -> logits: the tokenizer in front of the trained classifier."""
+    text = tf_keras.Input(shape=(), dtype=tf.string, name="text")
+    ids = vectorizer(text)
+    ids = ids["input_ids"] if isinstance(ids, dict) else ids
+    return tf_keras.Model(text, model(ids[:, :sequence_length]), name="agnews_transformer")
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    data_args, model_args, train_args, runtime_args = parse_arguments(
+        __doc__, DataArguments, ModelArguments, TrainingArguments, RuntimeArguments, argv=argv)
+    runtime = Runtime(runtime_args)
+    runtime.write_config(data=data_args, model=model_args, training=train_args, runtime=runtime_args)
+
+    splits, class_names = load_splits(data_args)
+    vectorizer = build_vectorizer(model_args, splits["train"])
+    batches = make_batches(splits, vectorizer, model_args, train_args, runtime)
+    num_train = count_examples(splits["train"])
+    steps_per_epoch = -(-num_train // train_args.batch_size)
+
+    with runtime.scope():
+        model = build_model(model_args, vectorizer, len(class_names))
+        model.compile(
+            optimizer=create_optimizer(train_args.learning_rate, steps_per_epoch * train_args.epochs,
+                                       warmup_ratio=train_args.warmup_ratio, weight_decay=train_args.weight_decay),
+            loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+            jit_compile=runtime_args.jit_compile)
+    model.summary(print_fn=logger.info)
+
+    callbacks = runtime.callbacks(num_train)
+    throughput = next(c for c in callbacks if type(c).__name__ == "Throughput")
+    start = time.perf_counter()
+    model.fit(batches["train"], validation_data=batches["validation"], epochs=train_args.epochs,
+              callbacks=callbacks, verbose=2)
+    train_seconds = time.perf_counter() - start
+    runtime.restore_best(model)
+
+    metrics = {
+        "test": evaluate_classifier(model, batches["test"], class_names),
+        "validation_accuracy": evaluate_classifier(model, batches["validation"], class_names)["accuracy"],
+        "train_examples": num_train,
+        "train_wall_seconds": train_seconds,
+        "train_examples_per_second": float(np.nanmedian(throughput.examples_per_second))
+        if throughput.examples_per_second else None,
+        "epochs_run_this_session": len(throughput.train_seconds),
+    }
+    logger.info("test accuracy %.4f, training %.0f s, %.0f examples/s", metrics["test"]["accuracy"],
+                train_seconds, metrics["train_examples_per_second"] or float("nan"))
+
+    if train_args.export_dir and runtime.is_chief:
+        serving_model = export_model(model, vectorizer, model_args.sequence_length)
+        module = TextClassifierModule(serving_model, class_names)
+        expected = module.serving_default(tf.constant(SMOKE_TEXTS))["probabilities"].numpy()
+        path = export_saved_model(module, train_args.export_dir, module.signatures())
+        outputs = reload_smoke_check(path, SMOKE_TEXTS, expected)
+        metrics["export"] = {"path": path, "smoke_labels": [label.decode() for label in outputs["label"]]}
+        logger.info("exported %s; reloaded predictions %s", path, metrics["export"]["smoke_labels"])
+    if runtime.is_chief:
+        atomic_write_json(runtime.path("metrics.json"), metrics)
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""Tests of tfnlp.serving: the text-classifier serving module and the versioned, atomic SavedModel export.
+
+The exports of the AG News pipeline itself (reloaded in a fresh process, shown by
+``saved_model_cli``) are tested in test_agnews_transformer_pipeline.py.
+"""
+
+import os
+
+import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from tfnlp.models import build_text_vectorizer, build_transformer_classifier
+from tfnlp.serving import TextClassifierModule, export_saved_model, next_version, reload_smoke_check
+from tfnlp.text import BertTokenizer
+
+CLASS_NAMES = ["World", "Sports", "Business", "Sci/Tech"]
+TRAIN_TEXTS = ["the minister won the election", "the team won the cup final", "stocks fell as markets slumped",
+               "a new chip for faster phones"]
+TINY = dict(num_classes=4, sequence_length=16, embedding_dim=8, num_heads=2, intermediate_dim=8)
+# Inputs a server must survive: valid probabilities, never a crash.
+BAD_TEXTS = [
+    b"",
+    b"   \t\n  ",
+    b"x" * 100_000,                                   # One 100,000-character word.
+    (b"stocks fell " * 10_000)[:100_000],             # 100,000 characters of many words.
+    "Учёные представили новый процессор.".encode(),   # Cyrillic.
+    "東京株式市場で日経平均株価が上昇した。".encode(),     # CJK.
+    "مرحبا بالعالم 😀 café naïve e\u0301 \u200b".encode(),  # Arabic, emoji, accents, combining mark, ZWSP.
+    b"\xff\xfe broken \xc3 utf-8",                   # Not valid UTF-8.
+]
+
+
+def text_vectorization_classifier():
+    tf_keras.utils.set_random_seed(1)
+    return build_transformer_classifier(build_text_vectorizer(TRAIN_TEXTS, vocabulary_size=30), **TINY)
+
+
+def wordpiece_classifier():
+    tf_keras.utils.set_random_seed(1)
+    tokenizer = BertTokenizer.from_pretrained(sequence_length=TINY["sequence_length"], name="tokenizer")
+    return build_transformer_classifier(tokenizer, vocabulary_size=tokenizer.vocabulary_size, **TINY)
+
+
+@pytest.fixture(scope="module")
+def classifiers():
+    return {"text_vectorization": text_vectorization_classifier(), "wordpiece": wordpiece_classifier()}
+
+
+@pytest.fixture(scope="module")
+def module(classifiers):
+    return TextClassifierModule(classifiers["text_vectorization"], CLASS_NAMES)
+
+
+@pytest.fixture(scope="module")
+def exported(module, tmp_path_factory):
+    """The text-vectorization module exported once: (base folder, version folder)."""
+    base = str(tmp_path_factory.mktemp("export") / "classifier")
+    return base, export_saved_model(module, base, module.signatures())
+
+
+def check_probabilities(probabilities, rows):
+    probabilities = np.asarray(probabilities)
+    assert probabilities.shape == (rows, len(CLASS_NAMES)) and probabilities.dtype == np.float32
+    assert np.isfinite(probabilities).all() and (probabilities >= 0).all()
+    np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, atol=1e-5)
+
+
+# Versions and atomic export.
+
+def test_next_version_counts_only_integer_folders(tmp_path):
+    assert next_version(str(tmp_path / "missing")) == 1
+    assert next_version(str(tmp_path)) == 1
+    for name in ("1", "3", ".4.abc.tmp", "latest", "10x"):
+        os.mkdir(tmp_path / name)
+    (tmp_path / "9").write_text("a file, not a version")
+    assert next_version(str(tmp_path)) == 4
+
+
+def test_export_writes_the_next_free_version_in_tf_serving_layout(exported, module):
+    base, path = exported
+    assert path == os.path.join(base, "1")
+    assert {"saved_model.pb", "variables", "assets"} <= set(os.listdir(path))
+    assert sorted(os.listdir(base)) == ["1"]  # No temporary folder left behind.
+    assert export_saved_model(module, base, module.signatures()) == os.path.join(base, "2")
+    assert export_saved_model(module, base, module.signatures(), version=7) == os.path.join(base, "7")
+    assert next_version(base) == 8
+    with pytest.raises(FileExistsError):
+        export_saved_model(module, base, module.signatures(), version=2)
+    with pytest.raises(ValueError, match="serving_default"):
+        export_saved_model(module, base, {"predict": module.serving_default.get_concrete_function()})
+    assert sorted(os.listdir(base)) == ["1", "2", "7"]
+
+
+def test_a_crash_during_export_leaves_no_version_folder(tmp_path, module, monkeypatch):
+    base = str(tmp_path / "classifier")
+    export_saved_model(module, base, module.signatures())
+
+    def save_then_crash(obj, export_dir, signatures=None, options=None):
+        with open(os.path.join(export_dir, "saved_model.pb"), "wb") as f:
+            f.write(b"half a model")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tf.saved_model, "save", save_then_crash)
+    with pytest.raises(OSError, match="disk full"):
+        export_saved_model(module, base, module.signatures())
+    assert os.listdir(base) == ["1"]  # Neither "2" nor a half-written temporary folder.
+    assert next_version(base) == 2
+
+
+# The serving signature.
+
+def test_signature_takes_text_and_returns_probabilities_label_id_and_label(exported):
+    signature = tf.saved_model.load(exported[1]).signatures["serving_default"]
+    assert signature.structured_input_signature == ((), {"text": tf.TensorSpec([None], tf.string, name="text")})
+    outputs = signature.structured_outputs
+    assert set(outputs) == {"probabilities", "label_id", "label"}
+    assert (outputs["probabilities"].dtype, outputs["probabilities"].shape.as_list()) == (tf.float32, [None, 4])
+    assert (outputs["label_id"].dtype, outputs["label_id"].shape.as_list()) == (tf.int64, [None])
+    assert (outputs["label"].dtype, outputs["label"].shape.as_list()) == (tf.string, [None])
+
+
+def test_reloaded_signature_predicts_as_the_keras_model(exported, classifiers):
+    texts = ["the team won the final", "stocks fell", "a new chip"]
+    outputs = tf.saved_model.load(exported[1]).signatures["serving_default"](text=tf.constant(texts))
+    logits = classifiers["text_vectorization"](tf.constant(texts), training=False)
+    np.testing.assert_allclose(outputs["probabilities"].numpy(), tf.nn.softmax(logits).numpy(), atol=1e-6)
+    label_ids = outputs["label_id"].numpy()
+    assert label_ids.tolist() == logits.numpy().argmax(axis=-1).tolist()
+    assert [label.decode() for label in outputs["label"].numpy()] == [CLASS_NAMES[i] for i in label_ids]
+
+
+def test_module_passes_probabilities_through_when_the_model_outputs_them():
+    text = tf_keras.Input(shape=(), dtype=tf.string, name="text")
+    length = tf_keras.layers.Lambda(lambda t: tf.cast(tf.strings.length(t), tf.float32)[:, None])(text)
+    probabilities = tf_keras.layers.Lambda(lambda n: tf.concat([1 / (1 + n), n / (1 + n)], axis=-1))(length)
+    module = TextClassifierModule(tf_keras.Model(text, probabilities), ["short", "long"], outputs_logits=False)
+    outputs = module.serving_default(tf.constant(["", "abc"]))
+    np.testing.assert_allclose(outputs["probabilities"].numpy(), [[1.0, 0.0], [0.25, 0.75]])
+    assert outputs["label"].numpy().tolist() == [b"short", b"long"]
+
+
+def test_module_rejects_a_wrong_number_of_class_names(classifiers):
+    with pytest.raises(ValueError, match="3 class names for a model with 4 outputs"):
+        TextClassifierModule(classifiers["text_vectorization"], CLASS_NAMES[:3])
+
+
+def test_module_outputs_float32_under_mixed_precision():
+    tf_keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = text_vectorization_classifier()
+    finally:
+        tf_keras.mixed_precision.set_global_policy("float32")
+    module = TextClassifierModule(model, CLASS_NAMES)
+    check_probabilities(module.serving_default(tf.constant(["the team won"]))["probabilities"], 1)
+
+
+def test_reload_smoke_check_compares_with_the_expected_probabilities(exported, module):
+    texts = ["stocks fell", ""]
+    expected = module.serving_default(tf.constant(texts))["probabilities"].numpy()
+    outputs = reload_smoke_check(exported[1], texts, expected)
+    check_probabilities(outputs["probabilities"], 2)
+    with pytest.raises(AssertionError, match="differs from the trained one"):
+        reload_smoke_check(exported[1], texts, expected[::-1] + np.array([[0.1, -0.1, 0, 0]]))
+
+
+# Bad input.
+
+@pytest.mark.parametrize("kind", ["text_vectorization", "wordpiece"])
+def test_bad_input_gives_valid_probabilities_through_predict_and_the_signature(classifiers, kind, tmp_path):
+    model = classifiers[kind]
+    logits = model.predict(np.array(BAD_TEXTS, dtype=object), batch_size=4, verbose=0)
+    assert np.isfinite(logits).all()
+    check_probabilities(tf.nn.softmax(logits).numpy(), len(BAD_TEXTS))
+
+    module = TextClassifierModule(model, CLASS_NAMES)
+    signature = tf.saved_model.load(export_saved_model(module, str(tmp_path), module.signatures())
+                                    ).signatures["serving_default"]
+    for texts in (BAD_TEXTS, [b""], [b"  ", b"\n"], []):
+        outputs = signature(text=tf.constant(texts, dtype=tf.string))
+        check_probabilities(outputs["probabilities"], len(texts))
+        assert set(outputs["label"].numpy().tolist()) <= {name.encode() for name in CLASS_NAMES}
+    # A text's probabilities do not depend on the batch it is served in.
+    alone = signature(text=tf.constant(BAD_TEXTS[4:5]))["probabilities"].numpy()
+    together = signature(text=tf.constant(BAD_TEXTS))["probabilities"].numpy()[4:5]
+    np.testing.assert_allclose(alone, together, atol=1e-5)

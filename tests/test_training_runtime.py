@@ -1,0 +1,426 @@
+"""Tests of the shared fit-script runtime: typed arguments, strategies, precision, seeds, callbacks, resume,
+the optimizer and the evaluation figures (tfnlp.training)."""
+
+import csv
+import dataclasses
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import types
+from typing import Optional
+
+import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from tfnlp.training import Runtime, RuntimeArguments, Throughput, classification_report, create_strategy
+from tfnlp.training import field, parse_arguments, runtime as runtime_module
+from tfnlp.training.evaluation import evaluate_classifier, predict_classes
+from tfnlp.training.optimization import create_optimizer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_python(code, *args, env=None, timeout=240):
+    """Runs ``code`` in a fresh interpreter that can import tfnlp; returns the CompletedProcess."""
+    full_env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)], cwd=REPO, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def read_history(output_dir):
+    with open(os.path.join(output_dir, "history.csv"), newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(autouse=True)
+def _float32_policy():
+    """Runtime sets the process-global precision policy: leave float32 behind for the other tests."""
+    yield
+    tf_keras.mixed_precision.set_global_policy("float32")
+
+
+# Arguments.
+
+@dataclasses.dataclass
+class DemoArguments:
+    """Demo options."""
+
+    epochs: int = field(3, "Number of epochs.")
+    rate: float = field(0.5, "A rate.")
+    limit: Optional[int] = field(None, "An optional limit.")
+    fast: bool = field(False, "Go fast.")
+    mode: str = field("a", "A mode.", choices=("a", "b"))
+
+    def __post_init__(self):
+        if self.epochs < 1:
+            raise ValueError("--epochs must be at least 1")
+
+
+def parse(argv):
+    return parse_arguments("demo", DemoArguments, RuntimeArguments, argv=argv)
+
+
+def test_parse_arguments_converts_types_and_keeps_defaults(tmp_path):
+    demo, runtime_args = parse(["--epochs", "5", "--rate", "2", "--limit", "7", "--fast", "--mode", "b",
+                                "--output-dir", str(tmp_path), "--mixed-precision", "--seed", "3"])
+    assert demo == DemoArguments(epochs=5, rate=2.0, limit=7, fast=True, mode="b")
+    assert (runtime_args.output_dir, runtime_args.mixed_precision, runtime_args.seed) == (str(tmp_path), True, 3)
+    assert runtime_args.strategy == "default" and runtime_args.jit_compile is False
+    assert parse(["--limit", "none", "--no-fast"])[0] == DemoArguments(limit=None, fast=False)
+
+
+def test_help_lists_every_option_with_its_default(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--epochs", "--rate", "--limit", "--fast", "--mode", "--args-file", "--output-dir",
+                   "--strategy", "--mixed-precision", "--jit-compile", "--seed"):
+        assert option in out
+    assert "(default: 3)" in out and "==SUPPRESS==" not in out
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["--epochs", "three"], "--epochs"),
+    (["--epochs", "0"], "--epochs"),
+    (["--mode", "c"], "--mode"),
+    (["--strategy", "gpu"], "--strategy"),
+    (["--output-dir", ""], "--output-dir"),
+    (["--no-such-option"], "--no-such-option"),
+])
+def test_invalid_values_are_usage_errors_naming_the_option(capsys, argv, option):
+    with pytest.raises(SystemExit) as exit_info:
+        parse(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage:") and option in err
+
+
+def test_multi_worker_without_tf_config_is_a_usage_error(capsys, monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        parse(["--strategy", "multi_worker"])
+    assert exit_info.value.code == 2 and "TF_CONFIG" in capsys.readouterr().err
+
+
+def test_args_file_supplies_values_the_command_line_overrides(tmp_path):
+    path = tmp_path / "args.json"
+    path.write_text(json.dumps({"epochs": 9, "rate": 1, "mode": "b", "fast": True, "limit": None, "seed": 5}))
+    demo, runtime_args = parse(["--args-file", str(path), "--epochs", "2"])
+    assert demo == DemoArguments(epochs=2, rate=1.0, limit=None, fast=True, mode="b")
+    assert isinstance(demo.rate, float) and runtime_args.seed == 5
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"epochs": 2', "--args-file"),
+    ('[1, 2]', "JSON object"),
+    ('{"epoch": 2}', "unknown argument(s) epoch"),
+    ('{"epochs": "2"}', "--epochs must be int"),
+    ('{"epochs": 2.5}', "--epochs must be int"),
+    ('{"fast": 1}', "--fast must be bool"),
+    ('{"rate": true}', "--rate must be float"),
+    ('{"epochs": null}', "--epochs must be int"),
+    ('{"mode": "c"}', "--mode must be one of a, b"),
+    ('{"epochs": 0}', "--epochs must be at least 1"),
+])
+def test_bad_args_file_is_a_usage_error(tmp_path, capsys, content, message):
+    path = tmp_path / "args.json"
+    path.write_text(content)
+    with pytest.raises(SystemExit) as exit_info:
+        parse(["--args-file", str(path)])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_args_file_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        parse(["--args-file", str(tmp_path / "missing.json")])
+    assert "missing.json" in capsys.readouterr().err
+
+
+# Strategy, precision, seeds, configuration.
+
+def test_default_strategy_and_unknown_strategy():
+    assert create_strategy("default") is tf.distribute.get_strategy()
+    with pytest.raises(ValueError, match="unknown strategy 'gpu'"):
+        create_strategy("gpu")
+
+
+def test_runtime_builds_models_in_its_strategy_scope(tmp_path):
+    runtime = Runtime(RuntimeArguments(output_dir=str(tmp_path / "run")))
+    with runtime.scope():
+        model = tf_keras.Sequential([tf_keras.layers.Dense(2)])
+    assert model.distribute_strategy is runtime.strategy
+    assert runtime.num_replicas == 1 and runtime.is_chief
+    assert os.path.isdir(tmp_path / "run")
+
+
+def test_mixed_precision_policy_is_set_and_reset_by_the_next_runtime(tmp_path):
+    mixed = Runtime(RuntimeArguments(output_dir=str(tmp_path), mixed_precision=True))
+    assert mixed.compute_dtype == "float16"
+    assert tf_keras.mixed_precision.global_policy().name == "mixed_float16"
+    plain = Runtime(RuntimeArguments(output_dir=str(tmp_path)))
+    assert plain.compute_dtype == "float32"
+    assert tf_keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_mixed_precision_on_tpu_computes_in_bfloat16(tmp_path, monkeypatch):
+    requested = []
+    monkeypatch.setattr(runtime_module, "create_strategy",  # No TPU here: record the request only.
+                        lambda name, tpu: requested.append((name, tpu)) or tf.distribute.get_strategy())
+    runtime = Runtime(RuntimeArguments(output_dir=str(tmp_path), strategy="tpu", tpu="grpc://10.0.0.2:8470",
+                                       mixed_precision=True))
+    assert requested == [("tpu", "grpc://10.0.0.2:8470")]
+    assert runtime.compute_dtype == "bfloat16"
+    assert tf_keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+
+
+def test_write_config_echoes_sections_and_environment(tmp_path):
+    runtime = Runtime(RuntimeArguments(output_dir=str(tmp_path), seed=11))
+    config = runtime.write_config(demo=DemoArguments(epochs=4), runtime=runtime.args, extra={"note": "x"})
+    with open(tmp_path / "config.json") as f:
+        written = json.load(f)
+    assert written == config
+    assert written["demo"]["epochs"] == 4 and written["runtime"]["seed"] == 11 and written["extra"] == {"note": "x"}
+    environment = written["environment"]
+    assert environment["tensorflow"] == tf.__version__ and environment["tfnlp"] == tfnlp.__version__
+    assert (environment["replicas"], environment["compute_dtype"]) == (1, "float32")
+
+
+@pytest.mark.parametrize("task_type, task_id, cluster, chief", [
+    ("chief", 0, {"chief": ["a:1"], "worker": ["b:1"]}, True),
+    ("worker", 0, {"worker": ["a:1", "b:1"]}, True),
+    ("worker", 1, {"worker": ["a:1", "b:1"]}, False),
+    ("worker", 0, {"chief": ["a:1"], "worker": ["b:1"]}, False),
+    ("evaluator", 0, {"worker": ["a:1"], "evaluator": ["c:1"]}, False),
+])
+def test_only_the_chief_writes_files(tmp_path, task_type, task_id, cluster, chief):
+    runtime = Runtime(RuntimeArguments(output_dir=str(tmp_path)))
+    resolver = types.SimpleNamespace(task_type=task_type, task_id=task_id,
+                                     cluster_spec=lambda: tf.train.ClusterSpec(cluster))
+    runtime.strategy = types.SimpleNamespace(cluster_resolver=resolver)
+    assert runtime.is_chief is chief
+
+
+def tiny_fit(output_dir, seed, epochs=2, **runtime_options):
+    """Trains a tiny model with dropout and shuffling through `Runtime`; returns (runtime, model, history)."""
+    runtime = Runtime(RuntimeArguments(output_dir=str(output_dir), seed=seed, **runtime_options))
+    features = np.random.RandomState(0).normal(size=(40, 6)).astype("float32")
+    labels = (features[:, 0] + features[:, 1] > 0).astype("int32")
+    with runtime.scope():
+        model = tf_keras.Sequential([tf_keras.layers.Dense(8, activation="relu"), tf_keras.layers.Dropout(0.3),
+                                     tf_keras.layers.Dense(2)])
+        model.compile(optimizer=create_optimizer(1e-2, 10 * epochs), metrics=["accuracy"],
+                      loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = model.fit(features[:32], labels[:32], validation_data=(features[32:], labels[32:]), batch_size=4,
+                        epochs=epochs, shuffle=True, verbose=0, callbacks=runtime.callbacks(32))
+    return runtime, model, history
+
+
+def test_same_seed_repeats_a_run_and_another_seed_does_not(tmp_path):
+    _, first, first_history = tiny_fit(tmp_path / "a", seed=5)
+    _, second, second_history = tiny_fit(tmp_path / "b", seed=5)
+    _, other, _ = tiny_fit(tmp_path / "c", seed=6)
+    for a, b in zip(first.get_weights(), second.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert first_history.history["loss"] == second_history.history["loss"]
+    assert not np.array_equal(first.get_weights()[0], other.get_weights()[0])
+
+
+def test_callbacks_write_history_checkpoints_and_tensorboard_logs(tmp_path):
+    runtime, model, history = tiny_fit(tmp_path, seed=1)
+    rows = read_history(tmp_path)
+    assert [row["epoch"] for row in rows] == ["0", "1"]
+    for row in rows:  # Throughput's figures reach the CSV log, not only the History.
+        assert float(row["examples_per_second"]) > 0 and float(row["train_seconds"]) > 0
+    assert len(history.history["examples_per_second"]) == 2
+    assert os.path.exists(tmp_path / "checkpoints" / "best.index")
+    for split in ("train", "validation"):
+        assert any(name.startswith("events.out.tfevents") for name in os.listdir(tmp_path / "logs" / split))
+    assert not os.path.exists(tmp_path / "backup" / "chief")  # Removed once training completes.
+    fresh = tf_keras.models.clone_model(model)
+    fresh.build((None, 6))
+    initial = fresh.get_weights()[0].copy()
+    assert runtime.restore_best(fresh)
+    assert not np.array_equal(fresh.get_weights()[0], initial)
+
+
+def test_callbacks_list_and_early_stopping(tmp_path):
+    runtime = Runtime(RuntimeArguments(output_dir=str(tmp_path)))
+    marker = tf_keras.callbacks.Callback()
+    callbacks = runtime.callbacks(10, early_stopping_patience=2, extra=[marker])
+    names = [type(c).__name__ for c in callbacks]
+    assert names == ["Throughput", "BackupAndRestore", "ModelCheckpoint", "TensorBoard", "CSVLogger",
+                     "EarlyStopping", "Callback"]
+    assert callbacks[-1] is marker and callbacks[5].patience == 2
+    assert "EarlyStopping" not in [type(c).__name__ for c in runtime.callbacks(10)]
+    assert not runtime.restore_best(tf_keras.Sequential([tf_keras.layers.Dense(1)]))
+
+
+def test_resumed_run_keeps_its_best_checkpoint_threshold(tmp_path):
+    runtime = Runtime(RuntimeArguments(output_dir=str(tmp_path)))
+    with open(tmp_path / "history.csv", "w") as f:  # An earlier finished run, then the interrupted one.
+        f.write("epoch,loss,val_accuracy\n0,1.0,0.9\n1,0.9,0.95\n0,1.2,0.4\n1,1.1,0.7\n2,1.0,0.6\n")
+    checkpoint = runtime.callbacks(10)[2]
+    assert checkpoint.best == -np.inf  # No backup: a fresh start.
+    tf.train.Checkpoint(step=tf.Variable(1)).save(str(tmp_path / "backup" / "chief" / "ckpt"))
+    assert runtime.callbacks(10)[2].best == 0.7
+    assert runtime.callbacks(10, monitor="loss", mode="min")[2].best == 1.0
+
+
+def test_throughput_times_training_only(monkeypatch):
+    clock = iter([10.0, 12.0, 100.0, 104.0])
+    monkeypatch.setattr(runtime_module.time, "perf_counter", lambda: next(clock))
+    throughput = Throughput(examples_per_epoch=50)
+    logs = {}
+    throughput.on_epoch_begin(0)
+    throughput.on_test_begin()      # Validation starts at 12: training took 2 s.
+    throughput.on_test_begin()      # A second evaluation does not move the mark.
+    throughput.on_epoch_end(0, logs)
+    assert logs == {"train_seconds": 2.0, "examples_per_second": 25.0}
+    throughput.on_epoch_begin(1)    # No validation: the whole epoch counts.
+    throughput.on_epoch_end(1, None)
+    assert throughput.train_seconds == [2.0, 4.0] and throughput.examples_per_second == [25.0, 12.5]
+    with pytest.raises(ValueError, match="examples_per_epoch"):
+        Throughput(0)
+
+
+# Resume after a kill, and the distribution strategies, in fresh processes.
+
+RESUMABLE_RUN = """
+    import os, signal, sys
+    import tfnlp
+    import numpy as np
+    import tf_keras
+    from tfnlp.training import Runtime, RuntimeArguments
+
+    output_dir, kill_after_epoch = sys.argv[1], int(sys.argv[2])
+    runtime = Runtime(RuntimeArguments(output_dir=output_dir, seed=3))
+    features = np.random.RandomState(0).normal(size=(32, 4)).astype("float32")
+    labels = (features.sum(axis=1) > 0).astype("int32")
+    with runtime.scope():
+        model = tf_keras.Sequential([tf_keras.layers.Dense(2)])
+        model.compile("sgd", tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+
+    class KillAfter(tf_keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            with open(os.path.join(output_dir, "epochs_begun.txt"), "a") as f:
+                f.write(f"{epoch}\\n")
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == kill_after_epoch:
+                os.kill(os.getpid(), signal.SIGKILL)  # No clean-up of any kind, as a crash or an OOM kill.
+
+    model.fit(features[:24], labels[:24], validation_data=(features[24:], labels[24:]), batch_size=8, epochs=5,
+              verbose=0, callbacks=runtime.callbacks(24, extra=[KillAfter()]))
+    print("optimizer steps", int(model.optimizer.iterations))
+"""
+
+
+def test_run_killed_mid_training_resumes_from_its_last_epoch(tmp_path):
+    output_dir = tmp_path / "run"
+    killed = run_python(RESUMABLE_RUN, output_dir, 2)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert [row["epoch"] for row in read_history(output_dir)] == ["0", "1", "2"]
+    assert os.listdir(output_dir / "backup" / "chief")
+
+    resumed = run_python(RESUMABLE_RUN, output_dir, -1)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert [row["epoch"] for row in read_history(output_dir)] == ["0", "1", "2", "3", "4"]
+    assert (output_dir / "epochs_begun.txt").read_text().split() == ["0", "1", "2", "3", "4"]
+    assert "optimizer steps 15" in resumed.stdout  # 5 epochs x 3 steps: the optimizer state was restored too.
+    assert not os.path.exists(output_dir / "backup" / "chief")
+
+
+def test_multi_worker_strategy_reads_tf_config(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tf_config = {"cluster": {"worker": [f"127.0.0.1:{port}"]}, "task": {"type": "worker", "index": 0}}
+    result = run_python("""
+        import sys
+        import tfnlp
+        import numpy as np
+        import tensorflow as tf
+        import tf_keras
+        from tfnlp.training import Runtime, RuntimeArguments
+
+        runtime = Runtime(RuntimeArguments(output_dir=sys.argv[1], strategy="multi_worker"))
+        assert isinstance(runtime.strategy, tf.distribute.MultiWorkerMirroredStrategy), runtime.strategy
+        assert runtime.num_replicas == 1 and runtime.is_chief
+        with runtime.scope():
+            model = tf_keras.Sequential([tf_keras.layers.Dense(2)])
+            model.compile("sgd", tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        history = model.fit(np.ones((8, 3), "float32"), np.zeros(8, "int32"), batch_size=4, verbose=0)
+        assert np.isfinite(history.history["loss"]).all()
+        print("multi-worker ok")
+    """, tmp_path, env={"TF_CONFIG": json.dumps(tf_config)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "multi-worker ok" in result.stdout
+
+
+# The optimizer and the evaluation figures.
+
+def test_optimizer_warms_up_then_decays_and_skips_decay_on_norms_and_biases():
+    optimizer = create_optimizer(1e-3, 100, warmup_ratio=0.1, weight_decay=0.05, end_learning_rate=1e-5)
+    schedule = optimizer.learning_rate
+    rates = [float(schedule(step)) for step in (0, 5, 10, 50, 100)]
+    assert rates[0] == 0.0 and rates[1] == pytest.approx(5e-4)
+    assert rates[1] < rates[2] and rates[2] > rates[3] > rates[4]
+    assert rates[4] == pytest.approx(1e-5)
+    assert optimizer.weight_decay_rate == 0.05
+    assert optimizer._do_use_weight_decay("block/dense/kernel:0")
+    for name in ("block/dense/bias:0", "block/layer_norm/gamma:0", "bert/LayerNorm/beta:0"):
+        assert not optimizer._do_use_weight_decay(name)
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(learning_rate=0, num_train_steps=10), "learning_rate"),
+    (dict(learning_rate=1e-3, num_train_steps=0), "num_train_steps"),
+    (dict(learning_rate=1e-3, num_train_steps=10, warmup_ratio=1.0), "warmup_ratio"),
+    (dict(learning_rate=1e-3, num_train_steps=10, weight_decay=-1), "weight_decay"),
+])
+def test_optimizer_rejects_bad_settings(options, message):
+    with pytest.raises(ValueError, match=message):
+        create_optimizer(**options)
+
+
+def test_classification_report_figures():
+    report = classification_report([0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 0, 0], ["a", "b", "c"])
+    assert report["accuracy"] == pytest.approx(0.5) and report["num_examples"] == 6
+    assert report["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [2, 0, 0]]
+    assert report["per_class"]["a"] == pytest.approx({"precision": 1 / 3, "recall": 0.5, "f1": 0.4, "support": 2})
+    assert report["per_class"]["b"] == pytest.approx({"precision": 2 / 3, "recall": 1.0, "f1": 0.8, "support": 2})
+    assert report["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 2}
+    assert report["macro_f1"] == pytest.approx(0.4) and report["class_names"] == ["a", "b", "c"]
+    json.dumps(report)
+
+
+@pytest.mark.parametrize("labels, predictions, message", [
+    ([0, 1], [0], "2 labels but 1 predictions"),
+    ([0, 2], [0, 1], "class ids must lie in 0..1"),
+    ([0, 1], [0, -1], "class ids must lie in 0..1"),
+])
+def test_classification_report_rejects_bad_input(labels, predictions, message):
+    with pytest.raises(ValueError, match=message):
+        classification_report(labels, predictions, ["a", "b"])
+
+
+def test_evaluate_classifier_on_batches():
+    inputs = tf_keras.Input(shape=(2,))
+    model = tf_keras.Model(inputs, tf_keras.layers.Lambda(lambda x: x * 1.0)(inputs))  # Logits = the inputs.
+    features = np.array([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0], [0.0, 5.0], [1.0, 0.0]], "float32")
+    dataset = tf.data.Dataset.from_tensor_slices((features, np.array([0, 1, 1, 1, 0]))).batch(2)
+    labels, predicted, logits = predict_classes(model, dataset)
+    assert labels.tolist() == [0, 1, 1, 1, 0] and predicted.tolist() == [0, 1, 0, 1, 0]
+    np.testing.assert_array_equal(logits, features)
+    report = evaluate_classifier(model, dataset, ["x", "y"])
+    assert report["accuracy"] == pytest.approx(0.8) and report["confusion_matrix"] == [[2, 0], [1, 2]]

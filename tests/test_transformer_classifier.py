@@ -1,0 +1,311 @@
+"""Unit tests of tfnlp.models.transformer_classifier: the text vectorizer and the classifier builder."""
+
+import doctest
+
+import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from tfnlp.layers import MaskedMeanPooling, PositionEmbedding, TokenAndPositionEmbedding, TransformerBlock
+from tfnlp.models import build_text_vectorizer, build_transformer_classifier
+from tfnlp.models import transformer_classifier
+
+TEXTS = [
+    "the team won the cup final",
+    "striker scores twice as the team wins",
+    "coach praises the team after the match",
+    "stocks fell as markets slumped",
+    "shares rose after strong bank profits",
+    "the bank cut rates and stocks rallied",
+]
+LABELS = [0, 0, 0, 1, 1, 1]
+TINY = dict(num_classes=2, sequence_length=8, embedding_dim=8, num_layers=2, num_heads=2, intermediate_dim=16)
+PRETRAINED_WIDTH = 12  # wider than embedding_dim, as a BERT's 384 is wider than the lesson's 32
+PRETRAINED_WEIGHTS = ("pretrained_token_embedding", "pretrained_layer_norm")
+
+
+@pytest.fixture(scope="module")
+def vectorizer():
+    return build_text_vectorizer(tf.data.Dataset.from_tensor_slices(TEXTS), vocabulary_size=40)
+
+
+@pytest.fixture
+def mixed_float16():
+    tf_keras.mixed_precision.set_global_policy("mixed_float16")
+    yield
+    tf_keras.mixed_precision.set_global_policy("float32")
+
+
+def tiny_classifier(vectorizer, **overrides):
+    tf_keras.utils.set_random_seed(3)
+    return build_transformer_classifier(vectorizer, **{**TINY, "dropout": 0.2, **overrides})
+
+
+def pretrained_tables(vocabulary_size, width=PRETRAINED_WIDTH):
+    """Random tables shaped as `tfnlp.pretrained.load_embedding_matrices` returns them (LayerNorm not identity)."""
+    rng = np.random.default_rng(0)
+    return {
+        "word_embeddings": rng.normal(size=(vocabulary_size, width)).astype(np.float32),
+        "layer_norm_gamma": (1.0 + rng.normal(size=width) / 2).astype(np.float32),
+        "layer_norm_beta": rng.normal(size=width).astype(np.float32),
+    }
+
+
+def pretrained_classifier(vectorizer, **overrides):
+    tables = pretrained_tables(vectorizer.vocabulary_size())
+    return tiny_classifier(vectorizer, pretrained_embeddings=tables, **overrides), tables
+
+
+def layer_weights(model, names):
+    return [weight for name in names for weight in model.get_layer(name).weights]
+
+
+class DictTokenizer(tf_keras.layers.Layer):
+    """A stand-in for a WordPiece tokenizer layer: returns a dict of `input_ids` (hashed words, 0 = padding)."""
+
+    def call(self, texts):
+        ids = tf.strings.to_hash_bucket_fast(tf.strings.split(texts), 29) + 1
+        return {"input_ids": ids.to_tensor(), "attention_mask": tf.ones_like(ids).to_tensor()}
+
+
+# The vectorizer.
+
+@pytest.mark.parametrize("texts", [TEXTS, tf.data.Dataset.from_tensor_slices(TEXTS).batch(4)],
+                         ids=["list", "batched_dataset"])
+def test_vectorizer_adapts_on_lists_and_datasets(vectorizer, texts):
+    other = build_text_vectorizer(texts, vocabulary_size=40)
+    assert other.get_vocabulary() == vectorizer.get_vocabulary()
+    assert vectorizer.get_vocabulary()[:3] == ["", "[UNK]", "the"]
+    assert vectorizer.vocabulary_size() == len(set(" ".join(TEXTS).split())) + 2
+
+
+def test_vectorizer_pads_to_the_longest_text_of_the_batch_without_truncating(vectorizer):
+    long_text = " ".join(["team"] * 30)
+    ids = vectorizer(tf.constant(["The TEAM, won!", long_text])).numpy()
+    assert ids.shape == (2, 30)
+    assert (ids[0, 3:] == 0).all() and (ids[0, :3] != 0).all()
+    assert vectorizer(tf.constant(["stocks fell"])).shape == (1, 2)
+
+
+def test_vectorizer_caps_the_vocabulary():
+    assert build_text_vectorizer(TEXTS, vocabulary_size=5).vocabulary_size() == 5
+
+
+# The model.
+
+def test_model_maps_strings_to_float32_logits(vectorizer):
+    model = tiny_classifier(vectorizer)
+    assert model.input.dtype == tf.string and model.input.shape.as_list() == [None]
+    assert model.input_names == ["text"] and model.output_names == ["logits"]
+    logits = model(tf.constant(TEXTS[:3]))
+    assert logits.dtype == tf.float32 and logits.shape == (3, 2)
+    assert [type(layer) for layer in model.layers if isinstance(layer, TransformerBlock)] == [TransformerBlock] * 2
+    embedding = model.get_layer("token_and_position_embedding")
+    assert (embedding.vocabulary_size, embedding.sequence_length, embedding.embedding_dim) == (
+        vectorizer.vocabulary_size(), 8, 8)
+    assert isinstance(model.get_layer("masked_mean_pooling"), MaskedMeanPooling)
+
+
+def test_logits_do_not_change_when_the_batch_is_padded_longer(vectorizer):
+    model = tiny_classifier(vectorizer)
+    alone = model(tf.constant(["stocks fell"]), training=False).numpy()
+    batch = tf.constant(["stocks fell", "coach praises the team after the match"])
+    assert np.abs(model(batch, training=False).numpy()[:1] - alone).max() <= 1e-5
+
+
+def test_texts_longer_than_sequence_length_are_truncated(vectorizer):
+    model = tiny_classifier(vectorizer, sequence_length=4)
+    words = "the bank cut rates and stocks rallied".split()
+    long, cut = model(tf.constant([" ".join(words), " ".join(words[:4])]), training=False).numpy()
+    np.testing.assert_allclose(long, cut, atol=1e-5)
+
+
+def test_empty_text_gives_finite_logits(vectorizer):
+    assert np.isfinite(tiny_classifier(vectorizer)(tf.constant(["", ""])).numpy()).all()
+
+
+def test_dict_output_vectorizer_uses_input_ids():
+    model = build_transformer_classifier(DictTokenizer(), vocabulary_size=30, **TINY)
+    assert model.get_layer("token_and_position_embedding").vocabulary_size == 30
+    assert model(tf.constant(TEXTS[:2])).shape == (2, 2)
+    with pytest.raises(ValueError, match="`vocabulary_size` is required: DictTokenizer has no vocabulary_size"):
+        build_transformer_classifier(DictTokenizer(), **TINY)
+
+
+def test_without_vectorizer_the_model_takes_ids_and_wraps_into_a_text_model(vectorizer):
+    model = tiny_classifier(None, vocabulary_size=vectorizer.vocabulary_size())
+    assert model.input_names == ["input_ids"] and model.input.dtype == tf.int32
+    text = tf_keras.Input(shape=(), dtype=tf.string, name="text")
+    exported = tf_keras.Model(text, model(vectorizer(text)))
+    np.testing.assert_array_equal(exported(tf.constant(TEXTS)), model(vectorizer(tf.constant(TEXTS))))
+    with pytest.raises(ValueError, match="`vocabulary_size` is required when `vectorizer` is None"):
+        build_transformer_classifier(None, **TINY)
+
+
+@pytest.mark.slow
+def test_model_on_ids_trains_with_xla(vectorizer):
+    """XLA cannot compile string ops (the text model aborts the process), so XLA/TPU training uses ids."""
+    model = tiny_classifier(None, vocabulary_size=vectorizer.vocabulary_size())
+    model.compile(optimizer="adam", loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  jit_compile=True)
+    assert np.isfinite(model.train_on_batch(vectorizer(tf.constant(TEXTS)), np.array(LABELS)))
+
+
+def test_dict_without_input_ids_is_rejected():
+    class NoIds(tf_keras.layers.Layer):
+        def call(self, texts):
+            return {"token_ids": tf.strings.to_hash_bucket_fast(tf.strings.split(texts), 9).to_tensor()}
+
+    with pytest.raises(ValueError, match=r"without 'input_ids' \(keys: \['token_ids'\]\)"):
+        build_transformer_classifier(NoIds(), vocabulary_size=10, **TINY)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"num_classes": 1}, "`num_classes` must be at least 2, received 1"),
+        ({"num_classes": -3}, "`num_classes` must be a positive integer, received -3"),
+        ({"num_layers": 0}, "`num_layers` must be a positive integer, received 0"),
+        ({"dropout": 1.0}, r"`dropout` must be a number in \[0, 1\), received 1.0"),
+        ({"num_heads": 3}, r"`embedding_dim` \(8\) must be divisible by `num_heads` \(3\)"),
+        ({"sequence_length": 0}, "`sequence_length` must be a positive integer, received 0"),
+        ({"intermediate_dim": -1}, "`intermediate_dim` must be a positive integer, received -1"),
+    ],
+)
+def test_invalid_arguments_raise_clear_errors(vectorizer, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        build_transformer_classifier(vectorizer, **{**TINY, **overrides})
+
+
+@pytest.mark.parametrize("save_format", ["keras", "tf"])
+def test_save_and_reload_give_identical_outputs_on_raw_text(vectorizer, tmp_path, save_format):
+    model = tiny_classifier(vectorizer)
+    path = str(tmp_path / ("classifier.keras" if save_format == "keras" else "classifier"))
+    model.save(path, save_format=save_format)
+    reloaded = tf_keras.models.load_model(path)
+    texts = tf.constant(TEXTS + ["unknown words only", ""])
+    np.testing.assert_array_equal(reloaded(texts), model(texts))
+    assert {TokenAndPositionEmbedding, TransformerBlock, MaskedMeanPooling} <= {type(x) for x in reloaded.layers}
+
+
+@pytest.mark.parametrize("pretrained", [False, True], ids=["from_scratch", "pretrained"])
+def test_mixed_float16_computes_in_float16_and_returns_float32_logits(vectorizer, mixed_float16, pretrained):
+    tables = pretrained_tables(vectorizer.vocabulary_size()) if pretrained else None
+    model = tiny_classifier(vectorizer, pretrained_embeddings=tables)
+    assert model.get_layer("transformer_block_0").compute_dtype == "float16"
+    logits = model(tf.constant(TEXTS))
+    assert logits.dtype == tf.float32
+    assert np.isfinite(logits.numpy()).all()
+
+
+def test_tiny_classifier_learns_a_toy_task(vectorizer):
+    model = tiny_classifier(vectorizer, dropout=0.0)
+    model.compile(optimizer=tf_keras.optimizers.Adam(0.01),
+                  loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    dataset = tf.data.Dataset.from_tensor_slices((TEXTS, LABELS)).batch(6)
+    history = model.fit(dataset, epochs=15, verbose=0).history
+    assert history["loss"][-1] < 0.5 * history["loss"][0]
+    assert history["accuracy"][-1] == 1.0
+
+
+def test_docstring_examples_run():
+    result = doctest.testmod(transformer_classifier)
+    assert result.attempted > 0 and result.failed == 0
+
+
+# Pretrained embeddings.
+
+def test_pretrained_tables_are_loaded_into_the_model(vectorizer):
+    model, tables = pretrained_classifier(vectorizer)
+    np.testing.assert_array_equal(model.get_layer("pretrained_token_embedding").embeddings, tables["word_embeddings"])
+    layer_norm = model.get_layer("pretrained_layer_norm")
+    np.testing.assert_array_equal(layer_norm.gamma, tables["layer_norm_gamma"])
+    np.testing.assert_array_equal(layer_norm.beta, tables["layer_norm_beta"])
+    assert model.get_layer("token_projection").kernel.shape == (PRETRAINED_WIDTH, TINY["embedding_dim"])
+    assert model.get_layer("position_embedding").sequence_length == TINY["sequence_length"]
+    assert not [layer for layer in model.layers if isinstance(layer, TokenAndPositionEmbedding)]
+
+
+def test_pooled_pretrained_vectors_are_the_masked_mean_of_normalized_table_rows(vectorizer):
+    model, tables = pretrained_classifier(vectorizer)
+    pooled = tf_keras.Model(model.input, model.get_layer("pretrained_pooling").output)
+    texts = tf.constant(["stocks fell", "coach praises the team after the match and the cup"])
+    ids = vectorizer(texts).numpy()[:, :TINY["sequence_length"]]
+    vectors = tables["word_embeddings"][ids].astype(np.float64)
+    mean, variance = vectors.mean(-1, keepdims=True), vectors.var(-1, keepdims=True)
+    normalized = (vectors - mean) / np.sqrt(variance + 1e-12) * tables["layer_norm_gamma"] + tables["layer_norm_beta"]
+    real = (ids != 0)[..., None]
+    np.testing.assert_allclose(pooled(texts), (normalized * real).sum(1) / real.sum(1), atol=1e-5)
+
+
+@pytest.mark.parametrize("freeze", [True, False], ids=["frozen", "trainable"])
+def test_frozen_pretrained_tables_stay_fixed_while_the_rest_trains(vectorizer, freeze):
+    model, tables = pretrained_classifier(vectorizer, dropout=0.0, freeze_pretrained_embeddings=freeze)
+    pretrained_weights = layer_weights(model, PRETRAINED_WEIGHTS)
+    pretrained = {weight.ref() for weight in pretrained_weights}
+    trainable = {weight.ref() for weight in model.trainable_weights}
+    assert len(pretrained) == 3
+    assert (pretrained <= trainable) == (not freeze) and pretrained.isdisjoint(trainable) == freeze
+    weights = model.trainable_weights + (pretrained_weights if freeze else [])
+    before = [weight.numpy() for weight in weights]
+    model.compile(optimizer=tf_keras.optimizers.Adam(0.01),
+                  loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    for _ in range(3):
+        model.train_on_batch(tf.constant(TEXTS), np.array(LABELS))
+    for weight, old in zip(weights, before):
+        is_fixed = weight.ref() in pretrained and freeze
+        assert np.array_equal(weight.numpy(), old) == is_fixed, weight.name
+
+
+@pytest.mark.parametrize("pool", [True, False], ids=["pooled", "not_pooled"])
+def test_pooling_pretrained_vectors_widens_the_classifier_input(vectorizer, pool):
+    model, _ = pretrained_classifier(vectorizer, pool_pretrained_embeddings=pool)
+    width = TINY["embedding_dim"] + (PRETRAINED_WIDTH if pool else 0)
+    assert model.get_layer("logits").kernel.shape == (width, TINY["num_classes"])
+    assert any(isinstance(layer, tf_keras.layers.Concatenate) for layer in model.layers) == pool
+    assert any(layer.name == "pretrained_pooling" for layer in model.layers) == pool
+    assert model(tf.constant(TEXTS[:2])).shape == (2, TINY["num_classes"])
+
+
+def test_pretrained_logits_do_not_change_when_the_batch_is_padded_longer(vectorizer):
+    model, _ = pretrained_classifier(vectorizer)
+    alone = model(tf.constant(["stocks fell"]), training=False).numpy()
+    batch = tf.constant(["stocks fell", "coach praises the team after the match"])
+    assert np.abs(model(batch, training=False).numpy()[:1] - alone).max() <= 1e-5
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"word_embeddings": np.zeros((30, PRETRAINED_WIDTH))},
+         r"pretrained word_embeddings of shape \(30, 12\) do not fit a vocabulary of 29 tokens"),
+        ({"word_embeddings": np.zeros(29)}, r"pretrained word_embeddings of shape \(29,\) do not fit"),
+        ({"layer_norm_gamma": np.ones(PRETRAINED_WIDTH + 1)},
+         r"pretrained_layer_norm weight shape \(12,\) is not compatible with provided weight shape \(13,\)"),
+    ],
+    ids=["too_many_rows", "not_a_matrix", "wrong_layer_norm_width"],
+)
+def test_pretrained_tables_of_the_wrong_shape_are_rejected(vectorizer, change, message):
+    assert vectorizer.vocabulary_size() == 29
+    tables = {**pretrained_tables(vectorizer.vocabulary_size()), **change}
+    with pytest.raises(ValueError, match=message):
+        build_transformer_classifier(vectorizer, pretrained_embeddings=tables, **TINY)
+
+
+@pytest.mark.parametrize("save_format", ["keras", "tf"])
+def test_pretrained_model_saves_and_reloads_with_identical_outputs(vectorizer, tmp_path, save_format):
+    model, tables = pretrained_classifier(vectorizer)
+    path = str(tmp_path / ("classifier.keras" if save_format == "keras" else "classifier"))
+    model.save(path, save_format=save_format)
+    reloaded = tf_keras.models.load_model(path)
+    texts = tf.constant(TEXTS + ["unknown words only", ""])
+    np.testing.assert_array_equal(reloaded(texts), model(texts))
+    assert isinstance(reloaded.get_layer("position_embedding"), PositionEmbedding)
+    np.testing.assert_array_equal(reloaded.get_layer("pretrained_token_embedding").embeddings,
+                                  tables["word_embeddings"])
+    assert len(reloaded.trainable_weights) == len(model.trainable_weights)
+    assert not {weight.ref() for weight in layer_weights(reloaded, PRETRAINED_WEIGHTS)} & {
+        weight.ref() for weight in reloaded.trainable_weights}

@@ -1,0 +1,130 @@
+"""Typed command-line arguments from dataclasses (the HF example scripts' pattern).
+
+Each fit script declares its arguments as dataclasses whose fields carry a
+``help`` text (and optionally ``choices``) in their metadata; `parse_arguments`
+turns them into an `argparse` parser, validates them through each dataclass's
+``__post_init__`` and returns the instances. A JSON file given with
+``--args-file`` supplies defaults that the command line overrides.
+"""
+
+import argparse
+import dataclasses
+import json
+import sys
+import typing
+
+
+def field(default, help, choices=None):  # noqa: A002  (mirrors argparse's name)
+    """A dataclass field with command-line ``help`` text (and ``choices``)."""
+    metadata = {"help": help}
+    if choices is not None:
+        metadata["choices"] = tuple(choices)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def _base_type(annotation):
+    """Returns (type, optional) for ``int``, ``float``, ``str``, ``bool`` and ``Optional[...]`` of them."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) != 1:
+            raise TypeError(f"unsupported argument type {annotation!r}")
+        return args[0], True
+    return annotation, False
+
+
+def _add_dataclass(parser, cls):
+    group = parser.add_argument_group(cls.__name__, (cls.__doc__ or "").strip().split("\n")[0])
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        kind, optional = _base_type(hints[f.name])
+        flag = "--" + f.name.replace("_", "-")
+        kwargs = {"dest": f.name, "help": f.metadata.get("help", "") + " (default: %(default)s)",
+                  "default": argparse.SUPPRESS}
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            if optional:
+                kwargs["type"] = lambda value, kind=kind: None if value.lower() == "none" else kind(value)
+            else:
+                kwargs["type"] = kind
+            if "choices" in f.metadata:
+                kwargs["choices"] = f.metadata["choices"]
+        group.add_argument(flag, **kwargs)
+        # argparse shows SUPPRESS defaults as "==SUPPRESS==": show the dataclass default instead.
+        group._group_actions[-1].help = kwargs["help"].replace("%(default)s", repr(f.default))
+
+
+def build_parser(description, *dataclass_types):
+    """An `argparse.ArgumentParser` with one option per dataclass field, plus ``--args-file``."""
+    parser = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--args-file", default=None,
+                        help="JSON file of argument values (field names as keys); the command line overrides it.")
+    for cls in dataclass_types:
+        _add_dataclass(parser, cls)
+    return parser
+
+
+def parse_arguments(description, *dataclass_types, argv=None):
+    """Parses ``argv`` into one instance of each dataclass; exits with a usage error on invalid values.
+
+    Args:
+        description: str. The script's description for ``--help``.
+        *dataclass_types: dataclass types whose fields become options.
+        argv: list of str or None. Defaults to ``sys.argv[1:]``.
+
+    Returns:
+        A tuple of dataclass instances, in the order of ``dataclass_types``.
+
+    Example:
+    >>> @dataclasses.dataclass
+    ... class Args:
+    ...     epochs: int = field(3, "Number of epochs.")
+    >>> parse_arguments("demo", Args, argv=["--epochs", "5"])
+    (Args(epochs=5),)
+    """
+    parser = build_parser(description, *dataclass_types)
+    namespace = vars(parser.parse_args(sys.argv[1:] if argv is None else argv))
+    args_file = namespace.pop("args_file")
+    values = _read_args_file(parser, args_file, dataclass_types) if args_file else {}
+    values.update(namespace)
+    instances = []
+    for cls in dataclass_types:
+        names = {f.name for f in dataclasses.fields(cls)}
+        try:
+            instances.append(cls(**{k: v for k, v in values.items() if k in names}))
+        except (TypeError, ValueError) as e:
+            parser.error(str(e))
+    return tuple(instances)
+
+
+def _read_args_file(parser, path, dataclass_types):
+    """The values of a ``--args-file``, checked like command-line values (known name, type, choices)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            values = json.load(f)
+    except (OSError, ValueError) as e:
+        parser.error(f"--args-file {path}: {e}")
+    if not isinstance(values, dict):
+        parser.error(f"--args-file {path}: expected a JSON object of argument values, found {type(values).__name__}")
+    fields = {f.name: (f, typing.get_type_hints(cls)[f.name])
+              for cls in dataclass_types for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        parser.error(f"--args-file {path}: unknown argument(s) {', '.join(unknown)}")
+    for name, value in values.items():
+        f, annotation = fields[name]
+        kind, optional = _base_type(annotation)
+        flag = "--" + name.replace("_", "-")
+        if value is None and optional:
+            continue
+        # JSON integers are fine for float options; bool is an int subclass but never a number here.
+        accepted = (int, float) if kind is float else (kind,)
+        if isinstance(value, bool) is not (kind is bool) or not isinstance(value, accepted):
+            parser.error(f"--args-file {path}: {flag} must be {kind.__name__}, found {value!r}")
+        if value not in f.metadata.get("choices", (value,)):
+            parser.error(f"--args-file {path}: {flag} must be one of {', '.join(f.metadata['choices'])}, "
+                         f"found {value!r}")
+        values[name] = kind(value)
+    return values

@@ -1,0 +1,5 @@
+"""Small shared utilities (atomic file output)."""
+
+from tfnlp.utils.atomic import atomic_directory, atomic_write_json, atomic_write_text
+
+__all__ = ["atomic_directory", "atomic_write_json", "atomic_write_text"]
