@@ -33,7 +33,8 @@ from tfnlp.models import build_text_vectorizer, build_transformer_classifier
 from tfnlp.serving import TextClassifierModule, export_saved_model, reload_smoke_check
 from tfnlp.text import BertTokenizer
 from tfnlp.training import Runtime, RuntimeArguments, field, parse_arguments
-from tfnlp.training.evaluation import evaluate_classifier, predict_classes
+from tfnlp.training.evaluation import evaluate_classifier
+from tfnlp.training.losses import SparseCategoricalCrossentropyWithSmoothing
 from tfnlp.training.optimization import create_optimizer
 from tfnlp.utils import atomic_write_json
 
@@ -83,14 +84,16 @@ class ModelArguments:
     freeze_pretrained_embeddings: bool = field(True, "Keep the pretrained vectors fixed while training.")
     pool_pretrained_embeddings: bool = field(True, "Concatenate the mean of the pretrained vectors to the "
                                                    "pooled Transformer output.")
+    learn_token_embeddings: bool = field(True, "Also learn task-specific token embeddings from scratch, added "
+                                               "to the projected pretrained vectors.")
     vocabulary_size: int = field(20000, "TextVectorization vocabulary size (text_vectorization only).")
     sequence_length: int = field(128, "Maximum tokens per text; batches are padded only to their longest text.")
     pad_to_sequence_length: bool = field(False, "Pad every text to --sequence-length, as the lesson does "
                                                 "(slower; for comparison).")
-    embedding_dim: int = field(64, "Width of the Transformer (token vectors).")
+    embedding_dim: int = field(32, "Width of the Transformer (token vectors).")
     num_layers: int = field(1, "Transformer blocks.")
-    num_heads: int = field(4, "Attention heads per block (must divide --embedding-dim).")
-    intermediate_dim: int = field(128, "Feed-forward hidden size.")
+    num_heads: int = field(2, "Attention heads per block (must divide --embedding-dim).")
+    intermediate_dim: int = field(64, "Feed-forward hidden size.")
     dropout: float = field(0.1, "Dropout rate in [0, 1).")
     activation: str = field("gelu", "Feed-forward activation.", choices=("relu", "gelu"))
 
@@ -105,11 +108,12 @@ class ModelArguments:
 class TrainingArguments:
     """Optimization, and where the export goes."""
 
-    epochs: int = field(4, "Training epochs.")
-    batch_size: int = field(32, "Global batch size (split across replicas).")
-    learning_rate: float = field(1e-3, "Peak AdamW learning rate.")
+    epochs: int = field(12, "Training epochs.")
+    batch_size: int = field(128, "Global batch size (split across replicas).")
+    learning_rate: float = field(3e-3, "AdamW learning rate (linear warm-up, then linear decay to 0).")
     warmup_ratio: float = field(0.1, "Fraction of steps with linear warm-up.")
     weight_decay: float = field(0.01, "AdamW weight decay (not on LayerNorm and biases).")
+    label_smoothing: float = field(0.1, "Label smoothing of the cross-entropy, in [0, 1).")
     export_dir: str = field("saved_models/agnews_transformer", "Export base folder; the SavedModel goes to "
                                                                "<export-dir>/<next version>/. '' = no export.")
 
@@ -122,6 +126,8 @@ class TrainingArguments:
             raise ValueError("--warmup-ratio must lie in [0, 1)")
         if self.weight_decay < 0:
             raise ValueError("--weight-decay must be >= 0")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError("--label-smoothing must lie in [0, 1)")
 
 
 def load_splits(args):
@@ -174,7 +180,8 @@ def build_model(model_args, vectorizer, num_classes):
             options.update(
                 pretrained_embeddings=pretrained.load_embedding_matrices(model_args.pretrained or None),
                 freeze_pretrained_embeddings=model_args.freeze_pretrained_embeddings,
-                pool_pretrained_embeddings=model_args.pool_pretrained_embeddings)
+                pool_pretrained_embeddings=model_args.pool_pretrained_embeddings,
+                learn_token_embeddings=model_args.learn_token_embeddings)
     else:
         options["vocabulary_size"] = vectorizer.vocabulary_size()
     return build_transformer_classifier(None, **options)
@@ -206,8 +213,8 @@ def main(argv=None):
         model.compile(
             optimizer=create_optimizer(train_args.learning_rate, steps_per_epoch * train_args.epochs,
                                        warmup_ratio=train_args.warmup_ratio, weight_decay=train_args.weight_decay),
-            loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=["accuracy"],
+            loss=SparseCategoricalCrossentropyWithSmoothing(len(class_names), train_args.label_smoothing),
+            metrics=[tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
             jit_compile=runtime_args.jit_compile)
     model.summary(print_fn=logger.info)
 

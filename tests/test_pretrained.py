@@ -190,6 +190,23 @@ def test_tiny_tf_model_matches_numpy_forward_pass(tiny_bert_dir, cache_dir):
     assert difference <= 1e-4
 
 
+def test_embedding_matrices_are_the_checkpoint_tables(tiny_bert_dir, cache_dir):
+    tables = pretrained.load_embedding_matrices(tiny_bert_dir, cache_dir=cache_dir)
+
+    weights = load_file(os.path.join(tiny_bert_dir, "model.safetensors"))
+    expected = {
+        "word_embeddings": weights["embeddings.word_embeddings.weight"],
+        "position_embeddings": weights["embeddings.position_embeddings.weight"],
+        "layer_norm_gamma": weights["embeddings.LayerNorm.weight"],
+        "layer_norm_beta": weights["embeddings.LayerNorm.bias"],
+    }
+    assert sorted(tables) == sorted(expected)
+    for name, array in expected.items():
+        assert isinstance(tables[name], np.ndarray) and tables[name].dtype == np.float32, name
+        np.testing.assert_array_equal(tables[name], array, err_msg=name)
+    assert tables["word_embeddings"].shape == (len(TINY_VOCAB), 32)
+
+
 def test_head_model_checkpoint_without_pooler_converts(tmp_path, cache_dir):
     """Names of a PyTorch BertFor* checkpoint ("bert." prefix, extra "cls." tensors) and no pooler."""
     folder = write_tiny_bert_folder(tmp_path / "head_model", TINY_VOCAB, with_pooler=False)

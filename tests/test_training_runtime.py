@@ -1,7 +1,8 @@
 """Tests of the shared fit-script runtime: typed arguments, strategies, precision, seeds, callbacks, resume,
-the optimizer and the evaluation figures (tfnlp.training)."""
+the optimizer, the smoothed loss and the evaluation figures (tfnlp.training)."""
 
 import csv
+import doctest
 import dataclasses
 import json
 import os
@@ -21,8 +22,9 @@ import tensorflow as tf
 import tf_keras
 
 from tfnlp.training import Runtime, RuntimeArguments, Throughput, classification_report, create_strategy
-from tfnlp.training import field, parse_arguments, runtime as runtime_module
+from tfnlp.training import field, losses, parse_arguments, runtime as runtime_module
 from tfnlp.training.evaluation import evaluate_classifier, predict_classes
+from tfnlp.training.losses import SparseCategoricalCrossentropyWithSmoothing
 from tfnlp.training.optimization import create_optimizer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -367,7 +369,7 @@ def test_multi_worker_strategy_reads_tf_config(tmp_path):
     assert "multi-worker ok" in result.stdout
 
 
-# The optimizer and the evaluation figures.
+# The optimizer, the loss and the evaluation figures.
 
 def test_optimizer_warms_up_then_decays_and_skips_decay_on_norms_and_biases():
     optimizer = create_optimizer(1e-3, 100, warmup_ratio=0.1, weight_decay=0.05, end_learning_rate=1e-5)
@@ -424,3 +426,53 @@ def test_evaluate_classifier_on_batches():
     np.testing.assert_array_equal(logits, features)
     report = evaluate_classifier(model, dataset, ["x", "y"])
     assert report["accuracy"] == pytest.approx(0.8) and report["confusion_matrix"] == [[2, 0], [1, 2]]
+
+
+LOSS_LABELS = np.array([0, 2, 1, 2, 0])
+LOSS_LOGITS = np.random.default_rng(0).normal(scale=3.0, size=(5, 3)).astype("float32")
+
+
+@pytest.mark.parametrize("label_smoothing", [0.1, 0.3])
+def test_smoothed_loss_equals_categorical_crossentropy_on_one_hot_labels(label_smoothing):
+    loss = SparseCategoricalCrossentropyWithSmoothing(num_classes=3, label_smoothing=label_smoothing)
+    categorical = tf_keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=label_smoothing)
+    one_hot = np.eye(3, dtype="float32")[LOSS_LABELS]
+    value = float(loss(LOSS_LABELS, LOSS_LOGITS))
+    assert value == pytest.approx(float(categorical(one_hot, LOSS_LOGITS)), rel=1e-6)
+    targets = one_hot * (1 - label_smoothing) + label_smoothing / 3  # The smoothed distribution, in NumPy.
+    logits = LOSS_LOGITS.astype(np.float64)
+    log_softmax = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    assert value == pytest.approx(-(targets * log_softmax).sum(-1).mean(), rel=1e-5)
+    assert float(loss(LOSS_LABELS[:, None], LOSS_LOGITS)) == pytest.approx(value)  # Labels [batch, 1] too.
+    weights = np.array([1.0, 0.0, 2.0, 1.0, 0.5])
+    assert float(loss(LOSS_LABELS, LOSS_LOGITS, sample_weight=weights)) == pytest.approx(
+        float(categorical(one_hot, LOSS_LOGITS, sample_weight=weights)), rel=1e-6)
+
+
+def test_zero_smoothing_equals_sparse_categorical_crossentropy():
+    loss = SparseCategoricalCrossentropyWithSmoothing(num_classes=3)
+    sparse = tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    assert float(loss(LOSS_LABELS, LOSS_LOGITS)) == pytest.approx(float(sparse(LOSS_LABELS, LOSS_LOGITS)), rel=1e-6)
+
+
+def test_smoothed_loss_config_round_trips():
+    loss = SparseCategoricalCrossentropyWithSmoothing(num_classes=3, label_smoothing=0.2, reduction="sum",
+                                                      name="smoothed")
+    config = loss.get_config()
+    assert config == {"num_classes": 3, "label_smoothing": 0.2, "reduction": "sum", "name": "smoothed"}
+    for rebuilt in (SparseCategoricalCrossentropyWithSmoothing.from_config(config),
+                    tf_keras.losses.deserialize(json.loads(json.dumps(tf_keras.losses.serialize(loss))))):
+        assert type(rebuilt) is SparseCategoricalCrossentropyWithSmoothing
+        assert rebuilt.get_config() == config
+        assert float(rebuilt(LOSS_LABELS, LOSS_LOGITS)) == float(loss(LOSS_LABELS, LOSS_LOGITS))
+
+
+@pytest.mark.parametrize("label_smoothing", [-0.1, 1.0])
+def test_smoothed_loss_rejects_smoothing_outside_zero_to_one(label_smoothing):
+    with pytest.raises(ValueError, match=rf"label_smoothing must lie in \[0, 1\), got {label_smoothing}"):
+        SparseCategoricalCrossentropyWithSmoothing(num_classes=3, label_smoothing=label_smoothing)
+
+
+def test_losses_docstring_examples_run():
+    result = doctest.testmod(losses)
+    assert result.attempted > 0 and result.failed == 0

@@ -24,7 +24,7 @@ TEXTS = [
 LABELS = [0, 0, 0, 1, 1, 1]
 TINY = dict(num_classes=2, sequence_length=8, embedding_dim=8, num_layers=2, num_heads=2, intermediate_dim=16)
 PRETRAINED_WIDTH = 12  # wider than embedding_dim, as a BERT's 384 is wider than the lesson's 32
-PRETRAINED_WEIGHTS = ("pretrained_token_embedding", "pretrained_layer_norm")
+PRETRAINED_LAYERS = ("pretrained_token_embedding", "pretrained_layer_norm")  # No LayerNorm layer when frozen.
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +59,21 @@ def pretrained_classifier(vectorizer, **overrides):
     return tiny_classifier(vectorizer, pretrained_embeddings=tables, **overrides), tables
 
 
-def layer_weights(model, names):
-    return [weight for name in names for weight in model.get_layer(name).weights]
+def layer_normalized(vectors, gamma, beta):
+    """BERT's embedding LayerNorm (epsilon 1e-12) in float64 NumPy: the reference for the model's."""
+    vectors = np.asarray(vectors, np.float64)
+    mean, variance = vectors.mean(-1, keepdims=True), vectors.var(-1, keepdims=True)
+    return (vectors - mean) / np.sqrt(variance + 1e-12) * gamma + beta
+
+
+def pretrained_weights(model):
+    """The weights of the model's pretrained layers (the token table and, unless frozen, its LayerNorm)."""
+    names = {layer.name for layer in model.layers}
+    return [weight for name in PRETRAINED_LAYERS if name in names for weight in model.get_layer(name).weights]
+
+
+def refs(weights):
+    return {weight.ref() for weight in weights}
 
 
 class DictTokenizer(tf_keras.layers.Layer):
@@ -191,10 +204,14 @@ def test_save_and_reload_give_identical_outputs_on_raw_text(vectorizer, tmp_path
     assert {TokenAndPositionEmbedding, TransformerBlock, MaskedMeanPooling} <= {type(x) for x in reloaded.layers}
 
 
-@pytest.mark.parametrize("pretrained", [False, True], ids=["from_scratch", "pretrained"])
-def test_mixed_float16_computes_in_float16_and_returns_float32_logits(vectorizer, mixed_float16, pretrained):
+@pytest.mark.parametrize("pretrained, options", [
+    (False, dict()),
+    (True, dict()),
+    (True, dict(freeze_pretrained_embeddings=False, learn_token_embeddings=True)),
+], ids=["from_scratch", "pretrained", "pretrained_trainable_with_learned_tokens"])
+def test_mixed_float16_computes_in_float16_and_returns_float32_logits(vectorizer, mixed_float16, pretrained, options):
     tables = pretrained_tables(vectorizer.vocabulary_size()) if pretrained else None
-    model = tiny_classifier(vectorizer, pretrained_embeddings=tables)
+    model = tiny_classifier(vectorizer, pretrained_embeddings=tables, **options)
     assert model.get_layer("transformer_block_0").compute_dtype == "float16"
     logits = model(tf.constant(TEXTS))
     assert logits.dtype == tf.float32
@@ -218,38 +235,88 @@ def test_docstring_examples_run():
 
 # Pretrained embeddings.
 
-def test_pretrained_tables_are_loaded_into_the_model(vectorizer):
+def test_frozen_pretrained_table_holds_the_layer_normalized_vectors(vectorizer):
     model, tables = pretrained_classifier(vectorizer)
-    np.testing.assert_array_equal(model.get_layer("pretrained_token_embedding").embeddings, tables["word_embeddings"])
-    layer_norm = model.get_layer("pretrained_layer_norm")
-    np.testing.assert_array_equal(layer_norm.gamma, tables["layer_norm_gamma"])
-    np.testing.assert_array_equal(layer_norm.beta, tables["layer_norm_beta"])
+    expected = layer_normalized(tables["word_embeddings"], tables["layer_norm_gamma"], tables["layer_norm_beta"])
+    embedding = model.get_layer("pretrained_token_embedding")
+    np.testing.assert_allclose(embedding.embeddings, expected, atol=1e-5)
+    assert not embedding.trainable
+    assert "pretrained_layer_norm" not in [layer.name for layer in model.layers]
+    assert refs(pretrained_weights(model)) == refs(embedding.weights)
+    assert refs(pretrained_weights(model)).isdisjoint(refs(model.trainable_weights))
     assert model.get_layer("token_projection").kernel.shape == (PRETRAINED_WIDTH, TINY["embedding_dim"])
     assert model.get_layer("position_embedding").sequence_length == TINY["sequence_length"]
     assert not [layer for layer in model.layers if isinstance(layer, TokenAndPositionEmbedding)]
 
 
-def test_pooled_pretrained_vectors_are_the_masked_mean_of_normalized_table_rows(vectorizer):
-    model, tables = pretrained_classifier(vectorizer)
+def test_trainable_pretrained_table_is_raw_and_followed_by_the_layer_norm(vectorizer):
+    model, tables = pretrained_classifier(vectorizer, freeze_pretrained_embeddings=False)
+    np.testing.assert_array_equal(model.get_layer("pretrained_token_embedding").embeddings, tables["word_embeddings"])
+    layer_norm = model.get_layer("pretrained_layer_norm")
+    assert isinstance(layer_norm, tf_keras.layers.LayerNormalization) and layer_norm.epsilon == 1e-12
+    np.testing.assert_array_equal(layer_norm.gamma, tables["layer_norm_gamma"])
+    np.testing.assert_array_equal(layer_norm.beta, tables["layer_norm_beta"])
+    assert len(pretrained_weights(model)) == 3
+    assert refs(pretrained_weights(model)) <= refs(model.trainable_weights)
+
+
+def test_missing_layer_norm_weights_default_to_the_identity(vectorizer):
+    tables = {"word_embeddings": pretrained_tables(vectorizer.vocabulary_size())["word_embeddings"]}
+    model = tiny_classifier(vectorizer, pretrained_embeddings=tables)
+    expected = layer_normalized(tables["word_embeddings"], 1.0, 0.0)
+    np.testing.assert_allclose(model.get_layer("pretrained_token_embedding").embeddings, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("freeze", [True, False], ids=["frozen", "trainable"])
+def test_pooled_pretrained_vectors_are_the_masked_mean_of_normalized_table_rows(vectorizer, freeze):
+    model, tables = pretrained_classifier(vectorizer, freeze_pretrained_embeddings=freeze)
     pooled = tf_keras.Model(model.input, model.get_layer("pretrained_pooling").output)
     texts = tf.constant(["stocks fell", "coach praises the team after the match and the cup"])
     ids = vectorizer(texts).numpy()[:, :TINY["sequence_length"]]
-    vectors = tables["word_embeddings"][ids].astype(np.float64)
-    mean, variance = vectors.mean(-1, keepdims=True), vectors.var(-1, keepdims=True)
-    normalized = (vectors - mean) / np.sqrt(variance + 1e-12) * tables["layer_norm_gamma"] + tables["layer_norm_beta"]
+    normalized = layer_normalized(tables["word_embeddings"][ids], tables["layer_norm_gamma"],
+                                  tables["layer_norm_beta"])
     real = (ids != 0)[..., None]
     np.testing.assert_allclose(pooled(texts), (normalized * real).sum(1) / real.sum(1), atol=1e-5)
 
 
-@pytest.mark.parametrize("freeze", [True, False], ids=["frozen", "trainable"])
-def test_frozen_pretrained_tables_stay_fixed_while_the_rest_trains(vectorizer, freeze):
-    model, tables = pretrained_classifier(vectorizer, dropout=0.0, freeze_pretrained_embeddings=freeze)
-    pretrained_weights = layer_weights(model, PRETRAINED_WEIGHTS)
-    pretrained = {weight.ref() for weight in pretrained_weights}
-    trainable = {weight.ref() for weight in model.trainable_weights}
-    assert len(pretrained) == 3
-    assert (pretrained <= trainable) == (not freeze) and pretrained.isdisjoint(trainable) == freeze
-    weights = model.trainable_weights + (pretrained_weights if freeze else [])
+@pytest.mark.parametrize("learn", [False, True], ids=["position_embedding", "learned_token_embedding"])
+def test_embedding_dropout_follows_the_sum_of_projected_and_position_vectors(vectorizer, learn):
+    model, _ = pretrained_classifier(vectorizer, learn_token_embeddings=learn)
+    added = model.get_layer("token_and_position_embedding" if learn else "position_embedding")
+    dropout = model.get_layer("embedding_dropout")
+    assert isinstance(dropout, tf_keras.layers.Dropout) and dropout.rate == 0.2
+    assert "pretrained_dropout" not in [layer.name for layer in model.layers]
+    parts = tf_keras.Model(model.input, [model.get_layer("token_projection").output, added.output, dropout.input])
+    projected, positions, summed = (part.numpy() for part in parts(tf.constant(TEXTS[:3])))
+    assert summed.shape[-1] == TINY["embedding_dim"]
+    np.testing.assert_allclose(summed, projected + positions, atol=1e-6)
+
+
+def test_learned_token_embeddings_add_a_trainable_table_of_embedding_dim_width(vectorizer):
+    model, _ = pretrained_classifier(vectorizer, learn_token_embeddings=True)
+    learned = model.get_layer("token_and_position_embedding")
+    assert isinstance(learned, TokenAndPositionEmbedding)
+    assert learned.token_embedding.embeddings.shape == (vectorizer.vocabulary_size(), TINY["embedding_dim"])
+    assert learned.position_embedding.embeddings.shape == (TINY["sequence_length"], TINY["embedding_dim"])
+    assert refs(learned.weights) <= refs(model.trainable_weights)
+    assert "position_embedding" not in [layer.name for layer in model.layers]
+    without = pretrained_classifier(vectorizer)[0]
+    extra = vectorizer.vocabulary_size() * TINY["embedding_dim"]  # The positions replace the PositionEmbedding's.
+    assert model.count_params() == without.count_params() + extra
+
+
+@pytest.mark.parametrize("options", [
+    dict(freeze_pretrained_embeddings=True),
+    dict(freeze_pretrained_embeddings=False),
+    dict(freeze_pretrained_embeddings=True, learn_token_embeddings=True),
+], ids=["frozen", "trainable", "frozen_with_learned_tokens"])
+def test_frozen_pretrained_tables_stay_fixed_while_the_rest_trains(vectorizer, options):
+    freeze = options["freeze_pretrained_embeddings"]
+    model, _ = pretrained_classifier(vectorizer, dropout=0.0, **options)
+    pretrained = refs(pretrained_weights(model))
+    assert len(pretrained) == (1 if freeze else 3)
+    assert pretrained.isdisjoint(refs(model.trainable_weights)) == freeze
+    weights = model.trainable_weights + (pretrained_weights(model) if freeze else [])
     before = [weight.numpy() for weight in weights]
     model.compile(optimizer=tf_keras.optimizers.Adam(0.01),
                   loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -270,8 +337,13 @@ def test_pooling_pretrained_vectors_widens_the_classifier_input(vectorizer, pool
     assert model(tf.constant(TEXTS[:2])).shape == (2, TINY["num_classes"])
 
 
-def test_pretrained_logits_do_not_change_when_the_batch_is_padded_longer(vectorizer):
-    model, _ = pretrained_classifier(vectorizer)
+@pytest.mark.parametrize("options", [
+    dict(),
+    dict(freeze_pretrained_embeddings=False),
+    dict(learn_token_embeddings=True),
+], ids=["frozen", "trainable", "learned_tokens"])
+def test_pretrained_logits_do_not_change_when_the_batch_is_padded_longer(vectorizer, options):
+    model, _ = pretrained_classifier(vectorizer, **options)
     alone = model(tf.constant(["stocks fell"]), training=False).numpy()
     batch = tf.constant(["stocks fell", "coach praises the team after the match"])
     assert np.abs(model(batch, training=False).numpy()[:1] - alone).max() <= 1e-5
@@ -284,28 +356,37 @@ def test_pretrained_logits_do_not_change_when_the_batch_is_padded_longer(vectori
          r"pretrained word_embeddings of shape \(30, 12\) do not fit a vocabulary of 29 tokens"),
         ({"word_embeddings": np.zeros(29)}, r"pretrained word_embeddings of shape \(29,\) do not fit"),
         ({"layer_norm_gamma": np.ones(PRETRAINED_WIDTH + 1)},
-         r"pretrained_layer_norm weight shape \(12,\) is not compatible with provided weight shape \(13,\)"),
+         r"pretrained layer_norm_gamma/beta of shapes \(13,\)/\(12,\) do not fit vectors of width 12"),
+        ({"layer_norm_beta": np.zeros((1, PRETRAINED_WIDTH))},
+         r"pretrained layer_norm_gamma/beta of shapes \(12,\)/\(1, 12\) do not fit vectors of width 12"),
     ],
-    ids=["too_many_rows", "not_a_matrix", "wrong_layer_norm_width"],
+    ids=["too_many_rows", "not_a_matrix", "wrong_gamma_width", "beta_not_a_vector"],
 )
-def test_pretrained_tables_of_the_wrong_shape_are_rejected(vectorizer, change, message):
+@pytest.mark.parametrize("freeze", [True, False], ids=["frozen", "trainable"])
+def test_pretrained_tables_of_the_wrong_shape_are_rejected(vectorizer, change, message, freeze):
     assert vectorizer.vocabulary_size() == 29
     tables = {**pretrained_tables(vectorizer.vocabulary_size()), **change}
     with pytest.raises(ValueError, match=message):
-        build_transformer_classifier(vectorizer, pretrained_embeddings=tables, **TINY)
+        build_transformer_classifier(vectorizer, pretrained_embeddings=tables,
+                                     freeze_pretrained_embeddings=freeze, **TINY)
 
 
-@pytest.mark.parametrize("save_format", ["keras", "tf"])
-def test_pretrained_model_saves_and_reloads_with_identical_outputs(vectorizer, tmp_path, save_format):
-    model, tables = pretrained_classifier(vectorizer)
+@pytest.mark.parametrize("save_format, options", [
+    ("keras", dict()),
+    ("tf", dict()),
+    ("keras", dict(freeze_pretrained_embeddings=False, learn_token_embeddings=True)),
+], ids=["keras", "tf", "keras_trainable_with_learned_tokens"])
+def test_pretrained_model_saves_and_reloads_with_identical_outputs(vectorizer, tmp_path, save_format, options):
+    model, _ = pretrained_classifier(vectorizer, **options)
     path = str(tmp_path / ("classifier.keras" if save_format == "keras" else "classifier"))
     model.save(path, save_format=save_format)
     reloaded = tf_keras.models.load_model(path)
     texts = tf.constant(TEXTS + ["unknown words only", ""])
     np.testing.assert_array_equal(reloaded(texts), model(texts))
-    assert isinstance(reloaded.get_layer("position_embedding"), PositionEmbedding)
-    np.testing.assert_array_equal(reloaded.get_layer("pretrained_token_embedding").embeddings,
-                                  tables["word_embeddings"])
+    assert [(type(layer), layer.name) for layer in reloaded.layers] == [
+        (type(layer), layer.name) for layer in model.layers]
+    for original, loaded in zip(pretrained_weights(model), pretrained_weights(reloaded)):
+        np.testing.assert_array_equal(loaded, original)
     assert len(reloaded.trainable_weights) == len(model.trainable_weights)
-    assert not {weight.ref() for weight in layer_weights(reloaded, PRETRAINED_WEIGHTS)} & {
-        weight.ref() for weight in reloaded.trainable_weights}
+    frozen = options.get("freeze_pretrained_embeddings", True)
+    assert refs(pretrained_weights(reloaded)).isdisjoint(refs(reloaded.trainable_weights)) == frozen

@@ -89,7 +89,7 @@ class TokenAndPositionEmbedding(tf_keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs):
-        length = tf.shape(inputs)[-1]
+        length = inputs.shape[-1] or tf.shape(inputs)[-1]  # static when known: checked while tracing
         tf.debugging.assert_less_equal(
             length,
             self.sequence_length,

@@ -68,6 +68,7 @@ def build_transformer_classifier(
     pretrained_embeddings=None,
     freeze_pretrained_embeddings=True,
     pool_pretrained_embeddings=True,
+    learn_token_embeddings=False,
     name="transformer_classifier",
 ):
     """A Keras model from raw text to class logits: vectorizer, Transformer blocks, masked mean pooling.
@@ -126,6 +127,11 @@ def build_transformer_classifier(
             Transformer output, so the classifier sees the full-width
             pretrained vectors next to the narrower contextual ones. Defaults
             to `True`.
+        learn_token_embeddings: bool. With `pretrained_embeddings`, also
+            learn a token embedding of width `embedding_dim` from scratch and
+            add it to the projected pretrained vectors: the pretrained part
+            carries general knowledge, the learned part what is specific to
+            the task. Defaults to `False`.
         name: str. The model name.
 
     Returns:
@@ -159,9 +165,13 @@ def build_transformer_classifier(
                                           trainable=not freeze_pretrained_embeddings)
         if pool_pretrained_embeddings:
             pooled_extra.append(MaskedMeanPooling(name="pretrained_pooling")(words, padding_mask=padding_mask))
-        x = tf_keras.layers.Dropout(dropout, name="pretrained_dropout")(words)
-        x = tf_keras.layers.Dense(embedding_dim, name="token_projection")(x)
-        x = x + PositionEmbedding(sequence_length, name="position_embedding")(x)
+        x = tf_keras.layers.Dense(embedding_dim, name="token_projection")(words)
+        if learn_token_embeddings:
+            x = x + TokenAndPositionEmbedding(vocabulary_size, sequence_length, embedding_dim,
+                                              name="token_and_position_embedding")(token_ids)
+        else:
+            x = x + PositionEmbedding(sequence_length, name="position_embedding")(x)
+        x = tf_keras.layers.Dropout(dropout, name="embedding_dropout")(x)
     for index in range(num_layers):
         block = TransformerBlock(embedding_dim, num_heads, intermediate_dim, dropout=dropout,
                                  activation=activation, name=f"transformer_block_{index}")
@@ -175,21 +185,38 @@ def build_transformer_classifier(
 
 
 def _pretrained_token_vectors(token_ids, tables, vocabulary_size, trainable):
-    """Pretrained WordPiece vectors for ``token_ids``, normalized by the BERT's embedding LayerNorm."""
-    word_embeddings = np.asarray(tables["word_embeddings"])
+    """Pretrained WordPiece vectors for ``token_ids``, normalized by the BERT's embedding LayerNorm.
+
+    LayerNorm acts on each vector alone, so for a frozen table it is applied once
+    to the table here instead of to every token of every batch.
+    """
+    word_embeddings = np.asarray(tables["word_embeddings"], dtype=np.float32)
     if word_embeddings.ndim != 2 or word_embeddings.shape[0] != vocabulary_size:
         raise ValueError(f"pretrained word_embeddings of shape {word_embeddings.shape} do not fit a vocabulary "
                          f"of {vocabulary_size} tokens")
     width = word_embeddings.shape[1]
+    gamma = np.asarray(tables.get("layer_norm_gamma", np.ones(width)), dtype=np.float32)
+    beta = np.asarray(tables.get("layer_norm_beta", np.zeros(width)), dtype=np.float32)
+    if gamma.shape != (width,) or beta.shape != (width,):
+        raise ValueError(f"pretrained layer_norm_gamma/beta of shapes {gamma.shape}/{beta.shape} do not fit "
+                         f"vectors of width {width}")
     embedding = tf_keras.layers.Embedding(vocabulary_size, width, trainable=trainable,
                                           name="pretrained_token_embedding")
-    layer_norm = tf_keras.layers.LayerNormalization(epsilon=1e-12, trainable=trainable,
-                                                    name="pretrained_layer_norm")
+    if not trainable:
+        words = embedding(token_ids)
+        embedding.set_weights([_layer_normalize(word_embeddings, gamma, beta)])
+        return words
+    layer_norm = tf_keras.layers.LayerNormalization(epsilon=1e-12, name="pretrained_layer_norm")
     words = layer_norm(embedding(token_ids))
     embedding.set_weights([word_embeddings])
-    layer_norm.set_weights([np.asarray(tables.get("layer_norm_gamma", np.ones(width))),
-                            np.asarray(tables.get("layer_norm_beta", np.zeros(width)))])
+    layer_norm.set_weights([gamma, beta])
     return words
+
+
+def _layer_normalize(vectors, gamma, beta, epsilon=1e-12):
+    mean = vectors.mean(axis=-1, keepdims=True)
+    variance = vectors.var(axis=-1, keepdims=True)
+    return (vectors - mean) / np.sqrt(variance + epsilon) * gamma + beta
 
 
 def _vocabulary_size(vectorizer):

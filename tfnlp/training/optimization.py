@@ -13,7 +13,8 @@ def create_optimizer(learning_rate, num_train_steps, *, warmup_ratio=0.1, weight
     ``LayerNorm``, ``layer_norm`` or ``bias``), as in BERT.
 
     Args:
-        learning_rate: float. Peak learning rate, reached after warm-up.
+        learning_rate: float. Initial learning rate of the linear decay. Warm-up ramps linearly to the
+            decayed value at its last step, ``learning_rate * (1 - warmup_ratio)`` (as in BERT).
         num_train_steps: int. Total optimizer steps (epochs x steps per epoch).
         warmup_ratio: float. Fraction of the steps spent warming up linearly from 0, in [0, 1).
         weight_decay: float. Decoupled weight decay rate.
