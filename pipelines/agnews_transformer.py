@@ -28,7 +28,7 @@ import tensorflow as tf
 import tf_keras
 
 from tfnlp import data, pretrained
-from tfnlp.data.batching import DEFAULT_BOUNDARIES, batch_by_length, encode_texts
+from tfnlp.data.batching import DEFAULT_BOUNDARIES, batch_by_length, encode_texts, with_known_cardinality
 from tfnlp.models import build_text_vectorizer, build_transformer_classifier
 from tfnlp.serving import TextClassifierModule, export_saved_model, reload_smoke_check
 from tfnlp.text import BertTokenizer
@@ -158,9 +158,10 @@ def make_batches(splits, vectorizer, model_args, train_args, runtime):
     batches = {}
     for name, dataset in splits.items():
         ids = encode_texts(dataset, vectorizer, max_length=length).cache()
-        batches[name] = batch_by_length(ids, train_args.batch_size, shuffle=name == "train", seed=runtime.args.seed,
-                                        boundaries=boundaries,
-                                        pad_to_boundary=model_args.pad_to_sequence_length or runtime.args.jit_compile)
+        batched = batch_by_length(ids, train_args.batch_size, shuffle=name == "train", seed=runtime.args.seed,
+                                  boundaries=boundaries,
+                                  pad_to_boundary=model_args.pad_to_sequence_length or runtime.args.jit_compile)
+        batches[name] = with_known_cardinality(batched)
     return batches
 
 
@@ -206,7 +207,7 @@ def main(argv=None):
     vectorizer = build_vectorizer(model_args, splits["train"])
     batches = make_batches(splits, vectorizer, model_args, train_args, runtime)
     num_train = count_examples(splits["train"])
-    steps_per_epoch = -(-num_train // train_args.batch_size)
+    steps_per_epoch = int(batches["train"].cardinality())  # Each length bucket may end in a partial batch.
 
     with runtime.scope():
         model = build_model(model_args, vectorizer, len(class_names))
@@ -215,7 +216,7 @@ def main(argv=None):
                                        warmup_ratio=train_args.warmup_ratio, weight_decay=train_args.weight_decay),
             loss=SparseCategoricalCrossentropyWithSmoothing(len(class_names), train_args.label_smoothing),
             metrics=[tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-            jit_compile=runtime_args.jit_compile)
+            **runtime.compile_options())
     model.summary(print_fn=logger.info)
 
     callbacks = runtime.callbacks(num_train)

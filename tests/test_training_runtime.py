@@ -96,6 +96,7 @@ def test_help_lists_every_option_with_its_default(capsys):
     (["--mode", "c"], "--mode"),
     (["--strategy", "gpu"], "--strategy"),
     (["--output-dir", ""], "--output-dir"),
+    (["--steps-per-execution", "0"], "--steps-per-execution"),
     (["--no-such-option"], "--no-such-option"),
 ])
 def test_invalid_values_are_usage_errors_naming_the_option(capsys, argv, option):
@@ -295,6 +296,87 @@ def test_throughput_times_training_only(monkeypatch):
         Throughput(0)
 
 
+# Steps per execution.
+
+def test_steps_per_execution_must_be_at_least_one(tmp_path):
+    with pytest.raises(ValueError, match="--steps-per-execution must be at least 1"):
+        RuntimeArguments(output_dir=str(tmp_path), steps_per_execution=0)
+    assert RuntimeArguments(output_dir=str(tmp_path), steps_per_execution=1).steps_per_execution == 1
+
+
+class BatchEnds(tf_keras.callbacks.Callback):
+    """Records the step index Keras reports at the end of each call into the training graph."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps.append(batch)
+
+
+def test_compile_options_carry_xla_and_steps_per_execution_to_keras(tmp_path):
+    assert Runtime(RuntimeArguments(output_dir=str(tmp_path))).compile_options() == {
+        "jit_compile": False, "steps_per_execution": 32}
+    runtime = Runtime(RuntimeArguments(output_dir=str(tmp_path), jit_compile=True, steps_per_execution=4))
+    assert runtime.compile_options() == {"jit_compile": True, "steps_per_execution": 4}
+    with runtime.scope():
+        model = tf_keras.Sequential([tf_keras.layers.Dense(2)])
+        model.compile("sgd", tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      **runtime.compile_options())
+    batch_ends = BatchEnds()
+    model.fit(np.ones((40, 3), "float32"), np.zeros(40, "int32"), batch_size=4, verbose=0, callbacks=[batch_ends])
+    assert model.jit_compile is True
+    assert batch_ends.steps == [3, 7, 9]  # 10 steps run 4, 4, then the 2 left, each in one call.
+    assert int(model.optimizer.iterations) == 10
+
+
+class StepsTaken(tf_keras.callbacks.Callback):
+    """Records the optimizer's step count when training ends (before the best weights are restored)."""
+
+    def on_train_end(self, logs=None):
+        self.steps = int(self.model.optimizer.iterations)
+
+
+def write_tiny_ag_news(root):
+    """An ag_news folder of 32 training and 8 test rows of 5 to 23 words, each class with its own words."""
+    words = ["minister election", "striker goal", "stocks profit", "software chip"]
+    os.makedirs(root / "ag_news")
+    for name, count in (("train.csv", 32), ("test.csv", 8)):
+        lines = [f'"{i % 4 + 1}","Report {i}","{words[i % 4]} today, {"officials said again " * (i % 7)}"'
+                 for i in range(count)]
+        (root / "ag_news" / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (root / "ag_news" / "classes.txt").write_text("World\nSports\nBusiness\nSci/Tech\n", encoding="utf-8")
+    return root
+
+
+def test_pipeline_trains_the_same_with_one_or_the_default_steps_per_execution(tmp_path, monkeypatch):
+    from pipelines import agnews_transformer as pipeline
+
+    schedules, steps_taken = [], StepsTaken()
+    make_optimizer, callbacks = pipeline.create_optimizer, Runtime.callbacks
+    monkeypatch.setattr(pipeline, "create_optimizer",
+                        lambda rate, steps, **kw: schedules.append(steps) or make_optimizer(rate, steps, **kw))
+    monkeypatch.setattr(Runtime, "callbacks", lambda self, n, **kw: callbacks(self, n, extra=[steps_taken], **kw))
+    data_root = write_tiny_ag_news(tmp_path / "data")
+    tiny = ["--data-dir", str(data_root), "--export-dir", "", "--tokenizer", "text_vectorization",
+            "--no-pretrained-embeddings", "--embedding-dim", "8", "--num-heads", "2", "--intermediate-dim", "8",
+            "--sequence-length", "32", "--epochs", "2", "--batch-size", "4", "--validation-size", "8"]
+    runs = {}
+    for name, extra in (("one", ["--steps-per-execution", "1"]), ("default", [])):
+        runs[name] = pipeline.main(tiny + ["--output-dir", str(tmp_path / name), *extra])
+        config = json.loads((tmp_path / name / "config.json").read_text())
+        assert config["runtime"]["steps_per_execution"] == (1 if name == "one" else 32)
+        history = read_history(tmp_path / name)
+        assert [row["epoch"] for row in history] == ["0", "1"]
+        runs[name]["history"] = [(float(row["loss"]), float(row["val_loss"])) for row in history]
+        # The learning-rate schedule spans exactly the steps taken (length buckets add partial batches).
+        assert steps_taken.steps == schedules[-1] > 2 * 24 // 4
+    assert runs["one"]["train_examples"] == runs["default"]["train_examples"] == 24
+    np.testing.assert_allclose(runs["default"]["history"], runs["one"]["history"], rtol=1e-5)
+    assert runs["default"]["test"]["confusion_matrix"] == runs["one"]["test"]["confusion_matrix"]
+
+
 # Resume after a kill, and the distribution strategies, in fresh processes.
 
 RESUMABLE_RUN = """
@@ -367,6 +449,45 @@ def test_multi_worker_strategy_reads_tf_config(tmp_path):
     """, tmp_path, env={"TF_CONFIG": json.dumps(tf_config)})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "multi-worker ok" in result.stdout
+
+
+def test_mirrored_steps_per_execution_with_embedding_gradients_of_changing_length():
+    result = run_python("""
+        import tfnlp
+        import numpy as np
+        import tensorflow as tf
+        import tf_keras
+
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from tfnlp.data.batching import batch_by_length, with_known_cardinality
+        from tfnlp.training import create_strategy
+        from tfnlp.training.optimization import create_optimizer
+
+        lengths = [1, 2, 3, 3, 6, 7, 8, 9, 12, 14, 17, 20]
+        rows = tf.ragged.constant([[i % 9 + 1] * n for i, n in enumerate(lengths)], dtype=tf.int32)
+        examples = tf.data.Dataset.from_tensor_slices((rows, tf.range(12) % 2)).map(lambda ids, y: (ids, y))
+        # Three batches of 4 whose widths (3, 9, 20) differ: the embedding gradient changes shape every step.
+        batches = with_known_cardinality(batch_by_length(examples, 4, boundaries=(4, 10)))
+
+        def train(strategy, steps_per_execution):
+            tf_keras.utils.set_random_seed(0)
+            with strategy.scope():
+                model = tf_keras.Sequential([tf_keras.layers.Embedding(10, 4, mask_zero=True),
+                                             tf_keras.layers.GlobalAveragePooling1D(), tf_keras.layers.Dense(2)])
+                model.compile(create_optimizer(1e-2, 6), steps_per_execution=steps_per_execution,
+                              loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+            model.fit(batches, epochs=2, verbose=0)
+            return model.get_weights()
+
+        mirrored = create_strategy("mirrored")
+        assert mirrored.num_replicas_in_sync == 2
+        for weight, reference in zip(train(mirrored, 3), train(tf.distribute.get_strategy(), 1)):
+            np.testing.assert_allclose(weight, reference, rtol=1e-4, atol=1e-6)
+        print("mirrored ok")
+    """)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "mirrored ok" in result.stdout
 
 
 # The optimizer, the loss and the evaluation figures.

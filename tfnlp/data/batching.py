@@ -63,3 +63,15 @@ def batch_by_length(dataset, batch_size, *, shuffle=False, seed=None, boundaries
         pad_to_bucket_boundary=pad_to_boundary,
         drop_remainder=drop_remainder,
     ).prefetch(tf.data.AUTOTUNE)
+
+
+def with_known_cardinality(dataset):
+    """Counts the batches of ``dataset`` once and records the count (`tf.data.Dataset.cardinality`).
+
+    Keras needs the number of steps per epoch for ``steps_per_execution > 1``,
+    and bucketing hides it. The count does not depend on the shuffle order
+    (each bucket yields ``ceil(examples in bucket / batch_size)`` batches), so
+    one pass, which also fills any ``cache()`` upstream, gives it for every epoch.
+    """
+    count = int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1).numpy())
+    return dataset.apply(tf.data.experimental.assert_cardinality(count))

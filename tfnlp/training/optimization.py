@@ -2,6 +2,7 @@
 
 import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 
+import tensorflow as tf
 from official.nlp import optimization
 
 
@@ -10,7 +11,9 @@ def create_optimizer(learning_rate, num_train_steps, *, warmup_ratio=0.1, weight
     """AdamW with linear warm-up then linear decay, via ``official.nlp.optimization.create_optimizer``.
 
     LayerNorm and bias weights are excluded from weight decay (names containing
-    ``LayerNorm``, ``layer_norm`` or ``bias``), as in BERT.
+    ``LayerNorm``, ``layer_norm`` or ``bias``), as in BERT. With several
+    replicas, sparse gradients (embedding lookups) are summed as dense ones
+    (see `_dense_before_all_reduce`).
 
     Args:
         learning_rate: float. Initial learning rate of the linear decay. Warm-up ramps linearly to the
@@ -41,4 +44,23 @@ def create_optimizer(learning_rate, num_train_steps, *, warmup_ratio=0.1, weight
         optimizer_type="adamw",
     )
     optimizer.weight_decay_rate = weight_decay
+    optimizer.gradient_aggregator = _dense_before_all_reduce(optimizer.gradient_aggregator)
     return optimizer
+
+
+def _dense_before_all_reduce(all_reduce):
+    """Wraps a gradient aggregator so that replicas sum embedding gradients as dense Tensors.
+
+    An embedding lookup's gradient is `tf.IndexedSlices` with one row per token, so its
+    length changes from batch to batch when texts are batched by length. With several
+    replicas, TensorFlow's collective all-reduce of such slices fails inside the loop that
+    ``steps_per_execution > 1`` compiles ("Shape mismatch in the collective instance");
+    a dense gradient has the variable's shape in every step.
+    """
+    def aggregate(grads_and_vars):
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            grads_and_vars = [(tf.convert_to_tensor(grad) if isinstance(grad, tf.IndexedSlices) else grad, var)
+                              for grad, var in grads_and_vars]
+        return all_reduce(grads_and_vars)
+    return aggregate

@@ -1,8 +1,10 @@
 """The shared training runtime: distribution strategy, precision, XLA, seeds, callbacks, resume.
 
 Every fit script builds one `Runtime` from its `RuntimeArguments`, builds and
-compiles its model inside ``runtime.scope()``, and trains with
-``runtime.callbacks(...)``. Running a script again with the same
+compiles its model inside ``runtime.scope()`` with ``runtime.compile_options()``,
+and trains with ``runtime.callbacks(...)``. Datasets given to ``fit`` must have
+a known cardinality when ``--steps-per-execution`` is above 1
+(`tfnlp.data.batching.with_known_cardinality`). Running a script again with the same
 ``--output-dir`` resumes an interrupted run from its last completed epoch
 (`tf_keras.callbacks.BackupAndRestore`).
 """
@@ -38,12 +40,16 @@ class RuntimeArguments:
     tpu: str = field("", "TPU name or address for --strategy tpu ('' = the local/Colab TPU).")
     mixed_precision: bool = field(False, "Compute in float16 (bfloat16 on TPU) with float32 variables.")
     jit_compile: bool = field(False, "Compile the train step with XLA.")
+    steps_per_execution: int = field(32, "Training steps run per call into the TF graph (fewer Python round "
+                                        "trips: faster for small models, and needed to keep TPUs busy).")
     seed: int = field(42, "Seed for Python, NumPy and TensorFlow (data order, initialisation, dropout).")
     deterministic_ops: bool = field(False, "Make TensorFlow ops deterministic (slower; bit-exact repeated runs).")
 
     def __post_init__(self):
         if not self.output_dir:
             raise ValueError("--output-dir must not be empty")
+        if self.steps_per_execution < 1:
+            raise ValueError("--steps-per-execution must be at least 1")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}")
         if self.strategy == "multi_worker" and not os.environ.get("TF_CONFIG"):
@@ -99,6 +105,10 @@ class Runtime:
         tf_keras.mixed_precision.set_global_policy(policy)
         self.compute_dtype = policy.split("_")[-1]
         os.makedirs(args.output_dir, exist_ok=True)
+
+    def compile_options(self):
+        """Keyword arguments for ``model.compile``: XLA and steps per execution, as configured."""
+        return {"jit_compile": self.args.jit_compile, "steps_per_execution": self.args.steps_per_execution}
 
     @property
     def num_replicas(self):

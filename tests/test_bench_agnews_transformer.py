@@ -1,0 +1,64 @@
+"""Smoke test of the AG News training-speed benchmark on a tiny CSV fixture (no timing is asserted)."""
+
+import re
+
+import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
+
+import pytest
+
+from pipelines import bench_agnews_transformer as bench
+
+OVERRIDES = ["--embedding-dim", "8", "--num-heads", "2", "--intermediate-dim", "8", "--batch-size", "8",
+             "--no-pretrained-embeddings", "--tokenizer", "text_vectorization"]
+LESSON_ROW = re.compile(r"^\| lesson \(TextVectorization 20k, pad 256, d32, 2 heads\) +\| +(\d+) \|$")
+DEFAULTS_ROW = re.compile(r"^\| tfnlp defaults \(WordPiece, length buckets\) (.*?) +\| +(\d+) \|$")
+
+
+@pytest.fixture
+def data_root(tmp_path):
+    """An ag_news folder: 40 training and 8 test rows of a few words each, and classes.txt."""
+    folder = tmp_path / "data" / "ag_news"
+    folder.mkdir(parents=True)
+    words = ["minister election", "striker goal", "stocks profit", "software chip"]
+    for name, count in (("train.csv", 40), ("test.csv", 8)):
+        rows = [f'"{i % 4 + 1}","Report {i}","{words[i % 4]} today{", officials said" * (i % 6)}."'
+                for i in range(count)]
+        (folder / name).write_text("\n".join(rows) + "\n", encoding="utf-8")
+    (folder / "classes.txt").write_text("World\nSports\nBusiness\nSci/Tech\n", encoding="utf-8")
+    return tmp_path / "data"
+
+
+def run_bench(data_root, tmp_path, capsys, monkeypatch, *flags):
+    """Runs the benchmark on the first 24 examples; returns (the report's lines, the pipeline's model arguments)."""
+    built = []
+    build_model = bench.pipeline.build_model
+    monkeypatch.setattr(bench.pipeline, "build_model",
+                        lambda model_args, *args: built.append(model_args) or build_model(model_args, *args))
+    bench.main(["--data-dir", str(data_root), "--max-train-examples", "24", "--epochs", "1", "--warmup-steps", "1",
+                "--output-dir", str(tmp_path / "bench"), *flags, "--", *OVERRIDES])
+    lines = capsys.readouterr().out.strip().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Training speed on "))
+    return lines[start:], built
+
+
+def test_benchmark_prints_both_models_and_their_ratio_last(data_root, tmp_path, capsys, monkeypatch):
+    lines, built = run_bench(data_root, tmp_path, capsys, monkeypatch)
+    assert re.fullmatch(r"Training speed on 24 AG News examples, 1 epoch\(s\), (\d+|all) threads", lines[0])
+    assert lines[1] == f"| {'model':<55} | examples/s |" and lines[2] == f"| {'-' * 55} | {'-' * 10} |"
+    lesson = LESSON_ROW.match(lines[3])
+    defaults = DEFAULTS_ROW.match(lines[4])
+    assert lesson and defaults and len(lines) == 6
+    assert defaults.group(1) == " ".join(OVERRIDES)
+    last = re.fullmatch(r"defaults: (\d+) examples/s = (\d+\.\d) x the lesson's (\d+) examples/s", lines[5])
+    assert last and last.group(1) == defaults.group(2) and last.group(3) == lesson.group(1)
+    assert float(last.group(2)) == pytest.approx(int(defaults.group(2)) / int(lesson.group(1)), abs=0.06)
+    # The overrides after "--" reached the pipeline's model.
+    assert [(args.tokenizer, args.embedding_dim, args.pretrained_embeddings) for args in built] == [
+        ("text_vectorization", 8, False)]
+
+
+def test_skip_lesson_times_only_the_pipeline_model(data_root, tmp_path, capsys, monkeypatch):
+    lines, _ = run_bench(data_root, tmp_path, capsys, monkeypatch, "--skip-lesson")
+    assert len(lines) == 5 and DEFAULTS_ROW.match(lines[3])
+    assert not any("lesson" in line or "nan" in line for line in lines)
+    assert re.fullmatch(r"defaults: \d+ examples/s", lines[4])
