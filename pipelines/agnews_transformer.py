@@ -108,9 +108,9 @@ class ModelArguments:
 class TrainingArguments:
     """Optimization, and where the export goes."""
 
-    epochs: int = field(12, "Training epochs.")
-    batch_size: int = field(128, "Global batch size (split across replicas).")
-    learning_rate: float = field(3e-3, "AdamW learning rate (linear warm-up, then linear decay to 0).")
+    epochs: int = field(16, "Training epochs.")
+    batch_size: int = field(256, "Global batch size (split across replicas).")
+    learning_rate: float = field(4e-3, "AdamW learning rate (linear warm-up, then linear decay to 0).")
     warmup_ratio: float = field(0.1, "Fraction of steps with linear warm-up.")
     weight_decay: float = field(0.01, "AdamW weight decay (not on LayerNorm and biases).")
     label_smoothing: float = field(0.1, "Label smoothing of the cross-entropy, in [0, 1).")
