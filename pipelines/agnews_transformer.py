@@ -188,6 +188,16 @@ def build_model(model_args, vectorizer, num_classes):
     return build_transformer_classifier(None, **options)
 
 
+def compile_model(model, train_args, runtime, num_train_steps, num_classes):
+    """AdamW with warm-up and decay over ``num_train_steps``, smoothed cross-entropy, accuracy."""
+    model.compile(
+        optimizer=create_optimizer(train_args.learning_rate, num_train_steps, warmup_ratio=train_args.warmup_ratio,
+                                   weight_decay=train_args.weight_decay),
+        loss=SparseCategoricalCrossentropyWithSmoothing(num_classes, train_args.label_smoothing),
+        metrics=[tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        **runtime.compile_options())
+
+
 def export_model(model, vectorizer, sequence_length):
     """Raw text -> logits: the tokenizer in front of the trained classifier."""
     text = tf_keras.Input(shape=(), dtype=tf.string, name="text")
@@ -211,12 +221,7 @@ def main(argv=None):
 
     with runtime.scope():
         model = build_model(model_args, vectorizer, len(class_names))
-        model.compile(
-            optimizer=create_optimizer(train_args.learning_rate, steps_per_epoch * train_args.epochs,
-                                       warmup_ratio=train_args.warmup_ratio, weight_decay=train_args.weight_decay),
-            loss=SparseCategoricalCrossentropyWithSmoothing(len(class_names), train_args.label_smoothing),
-            metrics=[tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-            **runtime.compile_options())
+        compile_model(model, train_args, runtime, steps_per_epoch * train_args.epochs, len(class_names))
     model.summary(print_fn=logger.info)
 
     callbacks = runtime.callbacks(num_train)

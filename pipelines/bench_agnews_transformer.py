@@ -22,8 +22,6 @@ import tf_keras
 
 from pipelines import agnews_transformer as pipeline
 from tfnlp.training import Runtime, RuntimeArguments, parse_arguments
-from tfnlp.training.losses import SparseCategoricalCrossentropyWithSmoothing
-from tfnlp.training.optimization import create_optimizer
 
 
 class LessonTokenAndPositionEmbedding(tf_keras.layers.Layer):
@@ -102,11 +100,7 @@ def bench_defaults(splits, num_train, args, overrides):
     vectorizer = pipeline.build_vectorizer(model_args, splits["train"])
     batches = pipeline.make_batches({"train": splits["train"]}, vectorizer, model_args, train_args, runtime)
     model = pipeline.build_model(model_args, vectorizer, 4)
-    steps = -(-num_train // train_args.batch_size) * (args.epochs + 1)
-    model.compile(optimizer=create_optimizer(train_args.learning_rate, steps),
-                  loss=SparseCategoricalCrossentropyWithSmoothing(4, train_args.label_smoothing),
-                  metrics=["accuracy"], **runtime.compile_options())
-    list(batches["train"])  # fill the tokenization cache, as the first epoch of a real run does
+    pipeline.compile_model(model, train_args, runtime, int(batches["train"].cardinality()) * (args.epochs + 1), 4)
     return time_training(model, batches["train"], num_train, args.epochs, args.warmup_steps)
 
 

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from tfnlp.layers import MaskedMeanPooling, PositionEmbedding, TokenAndPositionEmbedding, TransformerBlock
+from tfnlp.layers import MaskedMeanPooling, TokenAndPositionEmbedding, TransformerBlock
 from tfnlp.models import build_text_vectorizer, build_transformer_classifier
 from tfnlp.models import transformer_classifier
 

@@ -1,7 +1,7 @@
 """In-graph BERT tokenization: raw strings (or words) to ``input_ids``, ``attention_mask``, ``token_type_ids``.
 
 `BertTokenizer` is a Keras layer that runs entirely in the TensorFlow graph
-(no ``tf.py_function``), so it works inside ``tf.data.Dataset.map``, inside a
+(no Python callbacks into the graph), so it works inside ``tf.data.Dataset.map``, inside a
 Keras functional model on a ``tf.string`` input, and inside an exported
 SavedModel that serves raw text.
 
