@@ -166,6 +166,7 @@ def make_batches(splits, vectorizer, model_args, train_args, runtime):
 
 
 def count_examples(dataset):
+    """The number of elements of an (unbatched) dataset, counted in one pass."""
     return int(dataset.reduce(np.int64(0), lambda count, _: count + 1).numpy())
 
 
