@@ -7,7 +7,7 @@ STAMP := $(VENV)/.tfnlp-installed
 TFNLP_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 export TFNLP_DATA_DIR
 
-.PHONY: setup train test test-fast bench clean
+.PHONY: setup train train-hub-bert export-hub-bert test test-fast bench clean
 
 setup: $(STAMP)
 
@@ -20,6 +20,12 @@ $(STAMP): requirements.txt Makefile
 
 train: setup  ## The main job: train and export the AG News custom-Transformer pipeline.
 	$(PY) -m pipelines.agnews_transformer --output-dir runs/agnews_transformer
+
+train-hub-bert: setup  ## TF-Hub BERT on AG News: frozen stage, then fine-tuning (about 35 min on 2 CPU cores).
+	$(PY) -m pipelines.agnews_hub_bert --output-dir runs/agnews_hub_bert
+
+export-hub-bert: setup  ## The packaged MiniLM as TF-Hub preprocessor + encoder SavedModels in saved_models/hub/.
+	$(PY) -m pipelines.export_hub_bert
 
 test: setup  ## The whole test suite (integration tests run when TFNLP_DATA_DIR is set).
 	$(PY) -m pytest -q

@@ -19,7 +19,6 @@ notebook's configuration (TextVectorization 20,000 tokens, texts padded to
 import dataclasses
 import logging
 import time
-from typing import Optional
 
 import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 
@@ -27,10 +26,10 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from tfnlp import data, pretrained
-from tfnlp.data.batching import DEFAULT_BOUNDARIES, batch_by_length, encode_texts, with_known_cardinality
+from tfnlp import pretrained
+from tfnlp.data.batching import bucketed_splits
 from tfnlp.models import build_text_vectorizer, build_transformer_classifier
-from tfnlp.serving import TextClassifierModule, export_saved_model, reload_smoke_check
+from tfnlp.serving import export_text_classifier
 from tfnlp.text import BertTokenizer
 from tfnlp.training import Runtime, RuntimeArguments, field, parse_arguments
 from tfnlp.training.evaluation import evaluate_classifier
@@ -38,36 +37,9 @@ from tfnlp.training.losses import SparseCategoricalCrossentropyWithSmoothing
 from tfnlp.training.optimization import create_optimizer
 from tfnlp.utils import atomic_write_json
 
+from pipelines.common import DataArguments, check_optimization_arguments, count_examples, load_splits
+
 logger = logging.getLogger("agnews_transformer")
-
-SMOKE_TEXTS = [
-    "Stocks fell sharply on Wall Street as oil prices rose to a record high.",
-    "The striker scored twice as the home team won the cup final.",
-    "",
-    "Ученые представили новый процессор с низким энергопотреблением.",
-]
-
-
-@dataclasses.dataclass
-class DataArguments:
-    """Which AG News data to read and how much of it."""
-
-    data_dir: str = field("", "Folder with ag_news/{train,test}.csv (or the ag_news folder itself); "
-                              "'' = $TFNLP_DATA_DIR, else tfds ag_news_subset.")
-    validation_size: float = field(0.1, "Validation slice: the last fraction (< 1) or count (>= 1) of train.csv.")
-    max_train_examples: Optional[int] = field(None, "Use only the first N training examples (quick runs).")
-    max_eval_examples: Optional[int] = field(None, "Use only the first N validation and test examples.")
-
-    def __post_init__(self):
-        if self.validation_size <= 0:
-            raise ValueError("--validation-size must be positive (the best epoch is chosen on it)")
-        if self.validation_size >= 1:
-            if self.validation_size != int(self.validation_size):
-                raise ValueError("--validation-size of 1 or more is a number of examples: it must be whole")
-            self.validation_size = int(self.validation_size)  # A count, as `data.load_ag_news` expects.
-        for name in ("max_train_examples", "max_eval_examples"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
 
 
 @dataclasses.dataclass
@@ -118,25 +90,9 @@ class TrainingArguments:
                                                                "<export-dir>/<next version>/. '' = no export.")
 
     def __post_init__(self):
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("--epochs and --batch-size must be at least 1")
-        if self.learning_rate <= 0:
-            raise ValueError("--learning-rate must be positive")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ValueError("--warmup-ratio must lie in [0, 1)")
-        if self.weight_decay < 0:
-            raise ValueError("--weight-decay must be >= 0")
+        check_optimization_arguments(self)
         if not 0 <= self.label_smoothing < 1:
             raise ValueError("--label-smoothing must lie in [0, 1)")
-
-
-def load_splits(args):
-    """The train, validation and test datasets of (text, label), and the class names."""
-    options = dict(data_dir=args.data_dir or None, validation_size=args.validation_size)
-    train, class_names = data.load_ag_news("train", max_examples=args.max_train_examples, **options)
-    validation, _ = data.load_ag_news("validation", max_examples=args.max_eval_examples, **options)
-    test, _ = data.load_ag_news("test", max_examples=args.max_eval_examples, **options)
-    return {"train": train, "validation": validation, "test": test}, class_names
 
 
 def build_vectorizer(args, train):
@@ -150,24 +106,10 @@ def build_vectorizer(args, train):
 
 def make_batches(splits, vectorizer, model_args, train_args, runtime):
     """Encodes every split once (cached) and batches it by length (or to a fixed length, as the lesson)."""
-    length = model_args.sequence_length
-    # Ids are cut to `length`, so the last bucket ends right after it: padding to bucket bounds (XLA) then
-    # never meets a text longer than the last bound, whatever --sequence-length is.
-    boundaries = [length + 1] if model_args.pad_to_sequence_length else (
-        [bound for bound in DEFAULT_BOUNDARIES if bound <= length] + [length + 1])
-    batches = {}
-    for name, dataset in splits.items():
-        ids = encode_texts(dataset, vectorizer, max_length=length).cache()
-        batched = batch_by_length(ids, train_args.batch_size, shuffle=name == "train", seed=runtime.args.seed,
-                                  boundaries=boundaries,
-                                  pad_to_boundary=model_args.pad_to_sequence_length or runtime.args.jit_compile)
-        batches[name] = with_known_cardinality(batched)
-    return batches
-
-
-def count_examples(dataset):
-    """The number of elements of an (unbatched) dataset, counted in one pass."""
-    return int(dataset.reduce(np.int64(0), lambda count, _: count + 1).numpy())
+    return bucketed_splits(splits, vectorizer, max_length=model_args.sequence_length,
+                           batch_size=train_args.batch_size, seed=runtime.args.seed,
+                           pad_to_boundary=runtime.args.jit_compile,
+                           fixed_length=model_args.pad_to_sequence_length)
 
 
 def build_model(model_args, vectorizer, num_classes):
@@ -246,13 +188,8 @@ def main(argv=None):
                 train_seconds, metrics["train_examples_per_second"] or float("nan"))
 
     if train_args.export_dir and runtime.is_chief:
-        serving_model = export_model(model, vectorizer, model_args.sequence_length)
-        module = TextClassifierModule(serving_model, class_names)
-        expected = module.serving_default(tf.constant(SMOKE_TEXTS))["probabilities"].numpy()
-        path = export_saved_model(module, train_args.export_dir, module.signatures())
-        outputs = reload_smoke_check(path, SMOKE_TEXTS, expected)
-        metrics["export"] = {"path": path, "smoke_labels": [label.decode() for label in outputs["label"]]}
-        logger.info("exported %s; reloaded predictions %s", path, metrics["export"]["smoke_labels"])
+        metrics["export"] = export_text_classifier(export_model(model, vectorizer, model_args.sequence_length),
+                                                   class_names, train_args.export_dir)
     if runtime.is_chief:
         atomic_write_json(runtime.path("metrics.json"), metrics)
     return metrics

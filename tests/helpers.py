@@ -1,4 +1,4 @@
-"""Test helpers shared by test files: a tiny random BERT on disk, and a NumPy BERT forward pass.
+"""Test helpers shared by test files: a tiny random BERT on disk, a NumPy BERT forward pass, tiny AG News files.
 
 `write_tiny_bert_folder` writes what ``BertModel.save_pretrained`` would write
 in PyTorch format (``model.safetensors`` with PyTorch tensor names, Linear
@@ -7,6 +7,7 @@ independent reference implementation of the BERT encoder to check TF models
 against.
 """
 
+import csv
 import json
 import os
 
@@ -159,3 +160,37 @@ def numpy_bert_forward(weights, config, input_ids, attention_mask, token_type_id
         inner = 0.5 * inner * (1.0 + erf(inner / np.sqrt(2.0)))
         x = layer_norm(dense(inner, f"{p}.output.dense") + x, f"{p}.output.LayerNorm")
     return x
+
+
+AG_NEWS_CLASS_NAMES = ["World", "Sports", "Business", "Sci/Tech"]
+TOPIC_WORDS = [["minister", "election", "embassy", "troops", "president"],
+               ["goal", "match", "coach", "striker", "cup"],
+               ["stocks", "profit", "market", "shares", "bank"],
+               ["software", "internet", "chip", "space", "computer"]]
+
+
+def write_csv(path, rows):
+    """Writes rows as AG News does: every field quoted."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f, quoting=csv.QUOTE_ALL).writerows(rows)
+
+
+def topic_rows(count, seed):
+    """``count`` AG News rows cycling over the 4 classes, each with three words of its topic."""
+    rng = np.random.RandomState(seed)
+    rows = []
+    for i in range(count):
+        words = rng.choice(TOPIC_WORDS[i % 4], size=3, replace=False)
+        rows.append([str(i % 4 + 1), f"{words[0].title()} report", " ".join(words) + " today, officials said."])
+    return rows
+
+
+def write_ag_news_folder(root, train_rows, test_rows):
+    """Writes ``<root>/ag_news/{train,test}.csv`` and ``classes.txt``; returns ``root`` as a str."""
+    folder = os.path.join(root, "ag_news")
+    os.makedirs(folder, exist_ok=True)
+    write_csv(os.path.join(folder, "train.csv"), train_rows)
+    write_csv(os.path.join(folder, "test.csv"), test_rows)
+    with open(os.path.join(folder, "classes.txt"), "w", encoding="utf-8") as f:
+        f.write("\n".join(AG_NEWS_CLASS_NAMES) + "\n")
+    return str(root)

@@ -19,17 +19,13 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
+from helpers import AG_NEWS_CLASS_NAMES as CLASS_NAMES, topic_rows, write_ag_news_folder
 from pipelines import agnews_transformer as pipeline
 from tfnlp.data.batching import batch_by_length, encode_texts
 from tfnlp.models import build_text_vectorizer
 from tfnlp.training import Runtime, parse_arguments
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CLASS_NAMES = ["World", "Sports", "Business", "Sci/Tech"]
-TOPIC_WORDS = [["minister", "election", "embassy", "troops", "president"],
-               ["goal", "match", "coach", "striker", "cup"],
-               ["stocks", "profit", "market", "shares", "bank"],
-               ["software", "internet", "chip", "space", "computer"]]
 TINY = ["--tokenizer", "text_vectorization", "--no-pretrained-embeddings", "--embedding-dim", "8",
         "--num-heads", "2", "--intermediate-dim", "8", "--sequence-length", "32", "--epochs", "2",
         "--batch-size", "8"]
@@ -37,33 +33,13 @@ SERVING_TEXTS = ["", "   \n\t ", "x" * 100_000, "stocks fell " * 8_000, "Учё�
                  "東京株式市場", "the striker scored twice in the cup final"]
 
 
-def write_csv(path, rows):
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        csv.writer(f, quoting=csv.QUOTE_ALL).writerows(rows)
-
-
-def topic_rows(count, seed):
-    """``count`` rows cycling over the 4 classes, each with three words of its topic."""
-    rng = np.random.RandomState(seed)
-    rows = []
-    for i in range(count):
-        words = rng.choice(TOPIC_WORDS[i % 4], size=3, replace=False)
-        rows.append([str(i % 4 + 1), f"{words[0].title()} report", " ".join(words) + " today, officials said."])
-    return rows
-
-
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
     """A tiny ag_news folder: 48 training rows (43 train + 5 validation), 16 test rows, classes.txt."""
-    root = tmp_path_factory.mktemp("data")
-    os.makedirs(root / "ag_news")
     train = topic_rows(48, seed=0)
     train[5] = ["2", "", "Empty title, \"quoted\" goal in the cup"]
     train[6] = ["3", "Börse", "Aktien und shares: le marché a progressé de 2 %"]
-    write_csv(root / "ag_news" / "train.csv", train)
-    write_csv(root / "ag_news" / "test.csv", topic_rows(16, seed=1))
-    (root / "ag_news" / "classes.txt").write_text("\n".join(CLASS_NAMES) + "\n")
-    return str(root)
+    return write_ag_news_folder(tmp_path_factory.mktemp("data"), train, topic_rows(16, seed=1))
 
 
 def run_pipeline(data_root, output_dir, *extra, export_dir=""):

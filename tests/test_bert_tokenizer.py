@@ -156,6 +156,29 @@ def test_ascii_fast_path_gives_the_ids_of_the_exact_path(tiny_vocab_file, seed):
     np.testing.assert_array_equal(fast["input_ids"], exact["input_ids"])
 
 
+@pytest.mark.parametrize("seed", range(2))
+def test_tokenize_groups_the_ids_of_call_by_word(tiny_vocab_file, seed):
+    rng = random.Random(seed)
+    pieces = ["the", "cat", "sat", "un", "aff", "able", "hello", "Zebra", "s", ".", ",", "!", " ", "  ", "\t",
+              "\u00e9", "\u00ad", "\u6771", "a" * 101]
+    texts = ["".join(rng.choice(pieces) for _ in range(rng.randrange(0, 30))) for _ in range(32)]
+    layer = BertTokenizer(tiny_vocab_file, truncation=False, return_word_ids=True)
+    by_word = layer.tokenize(tf.constant(texts))
+    assert by_word.shape.rank == 3 and by_word.dtype == tf.int32
+    outputs = tokenize(layer, texts)
+    for row, (words, ids, word_ids) in enumerate(zip(by_word.to_list(), rows(outputs, "input_ids"),
+                                                      rows(outputs, "word_ids"))):
+        assert [piece for word in words for piece in word] == ids[1:-1], texts[row]
+        assert [i for i, word in enumerate(words) for _ in word] == word_ids[1:-1], texts[row]
+
+
+def test_tokenize_of_the_doc_example_and_special_token_ids(tiny_vocab_file):
+    layer = BertTokenizer(tiny_vocab_file)
+    assert layer.tokenize(tf.constant(["The cats sat.", ""])).to_list() == [[[THE], [CAT, S], [SAT], [DOT]], []]
+    assert layer.special_token_ids() == {"start_of_sequence_id": CLS, "end_of_segment_id": SEP,
+                                         "padding_id": PAD, "vocab_size": 31}
+
+
 # Graphs, tf.data, config and saving.
 
 def test_runs_inside_tf_data_map_on_batches(tiny_vocab_file):

@@ -166,6 +166,18 @@ def test_runtime_builds_models_in_its_strategy_scope(tmp_path):
     assert os.path.isdir(tmp_path / "run")
 
 
+def test_stage_shares_the_strategy_and_writes_to_a_subfolder(tmp_path):
+    runtime = Runtime(RuntimeArguments(output_dir=str(tmp_path), seed=3, steps_per_execution=4))
+    stage = runtime.stage("frozen")
+    assert stage.strategy is runtime.strategy
+    assert stage.args.output_dir == str(tmp_path / "frozen") and os.path.isdir(tmp_path / "frozen")
+    assert (stage.args.seed, stage.args.steps_per_execution) == (3, 4)
+    assert runtime.args.output_dir == str(tmp_path)  # The parent is unchanged.
+    callbacks = stage.callbacks(10)
+    backup = next(c for c in callbacks if isinstance(c, tf_keras.callbacks.BackupAndRestore))
+    assert backup.backup_dir == str(tmp_path / "frozen" / "backup")
+
+
 def test_mixed_precision_policy_is_set_and_reset_by_the_next_runtime(tmp_path):
     mixed = Runtime(RuntimeArguments(output_dir=str(tmp_path), mixed_precision=True))
     assert mixed.compute_dtype == "float16"

@@ -107,10 +107,9 @@ def resolve_pretrained(name_or_path=None, *, cache_dir=None):
         folder = _download_from_hub(name_or_path, (CONFIG_FILE,) + TOKENIZER_FILES + (TF_WEIGHTS_FILE,))
         if not os.path.isfile(os.path.join(folder, TF_WEIGHTS_FILE)):
             folder = _download_from_hub(name_or_path, (SAFETENSORS_FILE,))
-        slug = name_or_path.replace("/", "--")
     else:
         folder = _local_folder(name_or_path)
-        slug = PACKAGED_MODEL if name_or_path is None else os.path.basename(os.path.normpath(folder))
+    slug = model_slug(name_or_path)
     _check_bert_config(folder)
     if os.path.isfile(os.path.join(folder, TF_WEIGHTS_FILE)):
         return folder
@@ -122,6 +121,20 @@ def resolve_pretrained(name_or_path=None, *, cache_dir=None):
             f"weights. Save the model as {SAFETENSORS_FILE} (save_pretrained(..., safe_serialization=True)) "
             f"or as TF weights ({TF_WEIGHTS_FILE}).")
     raise FileNotFoundError(f"{folder}: no model weights ({TF_WEIGHTS_FILE} or {SAFETENSORS_FILE})")
+
+
+def model_slug(name_or_path=None):
+    """A short file-name-safe name for a pretrained BERT: its folder's name, or the hub name with '/' -> '--'.
+
+    Example:
+    >>> model_slug(), model_slug("google-bert/bert-base-uncased")
+    ('all-MiniLM-L6-v2', 'google-bert--bert-base-uncased')
+    """
+    if name_or_path is None:
+        return PACKAGED_MODEL
+    if _is_hub_name(name_or_path):
+        return name_or_path.replace("/", "--")
+    return os.path.basename(os.path.normpath(name_or_path))
 
 
 def tokenizer_files(name_or_path=None):

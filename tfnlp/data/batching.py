@@ -75,3 +75,38 @@ def with_known_cardinality(dataset):
     """
     count = int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1).numpy())
     return dataset.apply(tf.data.experimental.assert_cardinality(count))
+
+
+def length_boundaries(max_length, boundaries=DEFAULT_BOUNDARIES):
+    """Bucket bounds for ids cut to ``max_length``: the default bounds below it, and ``max_length + 1`` last.
+
+    Padding to bucket bounds (XLA) then never meets a text longer than the last bound.
+    """
+    return [bound for bound in boundaries if bound <= max_length] + [max_length + 1]
+
+
+def bucketed_splits(splits, encoder, *, max_length, batch_size, seed=None, pad_to_boundary=False,
+                    fixed_length=False, train_split="train"):
+    """Encodes each split once (cached) and batches it by length; the one input pipeline of the fit scripts.
+
+    Args:
+        splits: dict of split name to a dataset of ``(text, label)``.
+        encoder: as in `encode_texts`.
+        max_length: int. Ids kept per text.
+        batch_size: int. Examples per batch.
+        seed: int or None. Shuffle seed of the training split (the only one shuffled).
+        pad_to_boundary: bool. As in `batch_by_length` (XLA, TPUs).
+        fixed_length: bool. Pad every batch to ``max_length`` (the lesson's way; for comparison).
+        train_split: str. The split that is shuffled.
+
+    Returns:
+        dict of split name to batches ``(int32 ids [batch, length], label)`` with a known cardinality.
+    """
+    boundaries = [max_length + 1] if fixed_length else length_boundaries(max_length)
+    batches = {}
+    for name, dataset in splits.items():
+        ids = encode_texts(dataset, encoder, max_length=max_length).cache()
+        batched = batch_by_length(ids, batch_size, shuffle=name == train_split, seed=seed, boundaries=boundaries,
+                                  pad_to_boundary=fixed_length or pad_to_boundary)
+        batches[name] = with_known_cardinality(batched)
+    return batches

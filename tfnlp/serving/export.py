@@ -8,6 +8,7 @@ import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 
 import tensorflow as tf
 
+from tfnlp.serving.text_classifier_module import TextClassifierModule
 from tfnlp.utils import atomic_directory
 
 logger = logging.getLogger(__name__)
@@ -79,3 +80,37 @@ def reload_smoke_check(path, texts, expected_probabilities=None, atol=1e-4):
         if difference > atol:
             raise AssertionError(f"{path}: reloaded model differs from the trained one by {difference:.3g} > {atol}")
     return outputs
+
+
+# Inputs of the reload check after an export: ordinary news, an empty string, non-ASCII text.
+SMOKE_TEXTS = (
+    "Stocks fell sharply on Wall Street as oil prices rose to a record high.",
+    "The striker scored twice as the home team won the cup final.",
+    "",
+    "Ученые представили новый процессор с низким энергопотреблением.",
+)
+
+
+def export_text_classifier(model, class_names, base_dir, *, outputs_logits=True, smoke_texts=SMOKE_TEXTS):
+    """Exports a raw-text classifier with `TextClassifierModule`'s signature, then reloads and checks it.
+
+    Args:
+        model: tf_keras.Model. `tf.string` ``[batch]`` to logits (or probabilities).
+        class_names: list of str. In label-id order.
+        base_dir: str. The model's folder; the export goes to ``<base_dir>/<next version>/``.
+        outputs_logits: bool. As in `TextClassifierModule`.
+        smoke_texts: sequence of str. Texts predicted before the export and after reloading it.
+
+    Returns:
+        dict: ``path`` of the export and ``smoke_labels``, the reloaded model's labels for ``smoke_texts``.
+
+    Raises:
+        AssertionError: the reloaded SavedModel's probabilities differ from the model's.
+    """
+    module = TextClassifierModule(model, class_names, outputs_logits=outputs_logits)
+    expected = module.serving_default(tf.constant(list(smoke_texts)))["probabilities"].numpy()
+    path = export_saved_model(module, base_dir, module.signatures())
+    outputs = reload_smoke_check(path, list(smoke_texts), expected)
+    labels = [label.decode() for label in outputs["label"]]
+    logger.info("exported %s; reloaded predictions %s", path, labels)
+    return {"path": path, "smoke_labels": labels}

@@ -328,6 +328,31 @@ class BertTokenizer(tf_keras.layers.Layer):
             features = self._tokenize(self._texts(inputs))
         return self._pack(features)
 
+    def tokenize(self, texts):
+        """WordPiece ids grouped by word, without special tokens, padding or truncation.
+
+        This is what a TF-Hub BERT preprocessor's ``tokenize`` returns (see
+        `tfnlp.hub.BertPreprocessor`): pack it with ``bert_pack_inputs``.
+        Always takes the exact (HF) normalization path.
+
+        Args:
+            texts: string Tensor ``[batch]``.
+
+        Returns:
+            int32 RaggedTensor ``[batch, (words), (pieces)]``.
+
+        Example:
+        >>> tokenizer = BertTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "the", "cat", "##s", "."])
+        >>> tokenizer.tokenize(tf.constant(["The cats."])).to_list()
+        [[[4], [5, 6], [7]]]
+        """
+        return self._tokenize_exactly(self._texts(texts), by_word=True)
+
+    def special_token_ids(self):
+        """The ids of the special tokens, keyed as tf-models-official's ``BertPackInputs`` expects."""
+        return {"start_of_sequence_id": self._cls_id, "end_of_segment_id": self._sep_id,
+                "padding_id": self._pad_id, "vocab_size": self.vocabulary_size}
+
     def _texts(self, inputs):
         """Checks that ``inputs`` is a batch of texts, ``[batch]`` or ``[batch, 1]``, and returns it as ``[batch]``."""
         if isinstance(inputs, tf.RaggedTensor):
@@ -375,11 +400,11 @@ class BertTokenizer(tf_keras.layers.Layer):
                          self._tokenize_exactly(tf.gather(strings, other_rows))["ids"]], axis=0)
         return {"ids": tf.gather(ids, tf.math.invert_permutation(tf.concat([ascii_rows, other_rows], axis=0)))}
 
-    def _tokenize_exactly(self, strings):
+    def _tokenize_exactly(self, strings, by_word=False):
         """Tokenizes ``strings`` ``[n]`` into ragged ``[n, (pieces)]`` features with the normalization table.
 
         Returns:
-            A dict of int32 RaggedTensors sharing their row splits: ``ids``,
+            With ``by_word``, only the ids as ``[n, (words), (pieces)]``. Otherwise a dict of int32 RaggedTensors sharing their row splits: ``ids``,
             plus ``word_ids`` (index of the word within its string) if
             ``return_word_ids`` and ``starts``, ``ends`` (character offsets) if
             ``return_offsets``.
@@ -391,7 +416,7 @@ class BertTokenizer(tf_keras.layers.Layer):
         word_string = tf.gather(chars.value_rowids(), tf.gather(word_owner, words.row_starts()))
         too_long = words.row_lengths() > _MAX_INPUT_CHARS_PER_WORD
         word_texts = tf.where(too_long, self.unk_token, tf.strings.unicode_encode(words, "UTF-8"))
-        if self.return_offsets:
+        if self.return_offsets and not by_word:
             ids, byte_starts, byte_ends = self.wordpiece.tokenize_with_offsets(word_texts)
             word_char = tf.gather(_index_in_row(chars), word_owner)
             features = _char_offsets(words, word_char, too_long, byte_starts, byte_ends)
@@ -401,6 +426,8 @@ class BertTokenizer(tf_keras.layers.Layer):
         features["ids"] = ids.flat_values
         strings_words = tf.RaggedTensor.from_value_rowids(
             ids.row_splits[:-1], word_string, nrows=tf.size(strings, out_type=tf.int64), validate=False)
+        if by_word:
+            return tf.RaggedTensor.from_row_splits(ids, strings_words.row_splits, validate=False)
         if self.return_word_ids:
             word_in_string = tf.cast(_index_in_row(strings_words), tf.int32)
             features["word_ids"] = tf.gather(word_in_string, ids.value_rowids())

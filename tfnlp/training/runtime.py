@@ -9,6 +9,7 @@ a known cardinality when ``--steps-per-execution`` is above 1
 (`tf_keras.callbacks.BackupAndRestore`).
 """
 
+import copy
 import csv
 import dataclasses
 import json
@@ -129,6 +130,16 @@ class Runtime:
     def scope(self):
         """The strategy scope: build and compile models inside it."""
         return self.strategy.scope()
+
+    def stage(self, name):
+        """A Runtime for one stage of a multi-stage run: same strategy and settings, files in ``<output_dir>/<name>``.
+
+        Each stage gets its own checkpoints, backup (resume), logs and history.
+        """
+        stage = copy.copy(self)
+        stage.args = dataclasses.replace(self.args, output_dir=self.path(name))
+        os.makedirs(stage.args.output_dir, exist_ok=True)
+        return stage
 
     def path(self, *parts):
         return os.path.join(self.args.output_dir, *parts)

@@ -11,6 +11,40 @@ import shutil
 import tempfile
 
 
+@contextlib.contextmanager
+def atomic_file(path, mode="wb", encoding=None):
+    """Yields a file open on a temporary sibling of ``path``, renamed to ``path`` when the block succeeds.
+
+    Args:
+        path: str. Destination file; its folder is created if missing.
+        mode: str. "wb" or "w".
+        encoding: str or None. Text encoding for "w".
+
+    Example:
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "a.bin")
+    >>> with atomic_file(p) as f:
+    ...     _ = f.write(b"data")
+    >>> open(p, "rb").read()
+    b'data'
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; the final file gets the usual permissions
+    try:
+        with os.fdopen(fd, mode, encoding=encoding) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
 def atomic_write_text(path, text, encoding="utf-8"):
     """Writes ``text`` to ``path`` atomically (temporary file + ``os.replace``).
 
@@ -26,20 +60,8 @@ def atomic_write_text(path, text, encoding="utf-8"):
     >>> open(p).read()
     'hello'
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding=encoding) as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
+    with atomic_file(path, "w", encoding=encoding) as f:
+        f.write(text)
 
 
 def atomic_write_json(path, obj, indent=2):

@@ -1,0 +1,66 @@
+"""Frozen-encoder features computed once and cached on disk, so later head epochs skip the encoder."""
+
+import logging
+import os
+import time
+
+import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
+
+import numpy as np
+import tensorflow as tf
+
+from tfnlp.utils import atomic_file
+
+logger = logging.getLogger(__name__)
+
+
+def cached_features(model, dataset, path, key):
+    """Runs a frozen ``model`` over a dataset once and caches its outputs with the labels in ``path`` (.npz).
+
+    A later call with the same ``path`` and ``key`` loads the file instead of
+    running the model (a resumed or repeated run skips the encoder too). A file
+    with another key (other encoder, data or length) is recomputed; the file
+    is written atomically, so an interrupted pass leaves nothing half-written.
+
+    Args:
+        model: callable. Maps a batch of inputs to float features ``[batch, width]`` (``training=False``).
+        dataset: tf.data.Dataset of ``(inputs, label)`` batches, in a fixed order.
+        path: str. Cache file.
+        key: str. What the features depend on; stored in the file and compared on load.
+
+    Returns:
+        (features, labels, seconds): float32 ``[n, width]``, int ``[n]``, and the seconds spent running
+        the model (0.0 when loaded from the cache).
+
+    Example:
+    >>> import tempfile
+    >>> data = tf.data.Dataset.from_tensor_slices((tf.ones([3, 2]), [0, 1, 1])).batch(2)
+    >>> path = os.path.join(tempfile.mkdtemp(), "train.npz")
+    >>> features, labels, _ = cached_features(lambda x, training: 2 * x, data, path, key="doubling")
+    >>> features.shape, labels.tolist()
+    ((3, 2), [0, 1, 1])
+    """
+    if os.path.exists(path):
+        with np.load(path, allow_pickle=False) as cached:
+            if str(cached["key"]) == key:
+                logger.info("features loaded from %s", path)
+                return cached["features"], cached["labels"], 0.0
+        logger.info("%s was computed for other inputs; recomputing", path)
+    start = time.perf_counter()
+    run = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
+    features, labels = [], []
+    last_report = start
+    for inputs, batch_labels in dataset:
+        features.append(tf.cast(run(inputs), tf.float32).numpy())
+        labels.append(batch_labels.numpy())
+        if time.perf_counter() - last_report > 60:
+            last_report = time.perf_counter()
+            count = sum(len(batch) for batch in labels)
+            logger.info("%s: %d examples encoded, %.1f examples/s", os.path.basename(path), count,
+                        count / (last_report - start))
+    features, labels = np.concatenate(features), np.concatenate(labels)
+    seconds = time.perf_counter() - start
+    with atomic_file(path) as f:
+        np.savez(f, features=features, labels=labels, key=np.array(key))
+    logger.info("computed %d feature vectors in %.1f s; cached in %s", len(features), seconds, path)
+    return features, labels, seconds
