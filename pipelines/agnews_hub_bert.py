@@ -34,7 +34,7 @@ import tensorflow as tf
 import tensorflow_hub as hub
 import tf_keras
 
-from tfnlp.data.batching import bucketed_splits
+from tfnlp.data.batching import batch_splits, encode_texts
 from tfnlp.hub import DEFAULT_HUB_DIR, export_hub_bert
 from tfnlp.models import build_encoder_classifier, build_hub_bert_classifier, classifier_head, pooled_output_model
 from tfnlp.models.hub_bert_classifier import POOLINGS
@@ -144,10 +144,17 @@ def encoder_inputs(ids):
     return {"input_word_ids": ids, "input_mask": tf.cast(ids != 0, tf.int32), "input_type_ids": tf.zeros_like(ids)}
 
 
-def make_batches(splits, preprocess, sequence_length, batch_size, runtime):
-    """Each split tokenized once, batched by length, as ``(encoder inputs, label)``."""
-    batches = bucketed_splits(splits, token_ids_encoder(preprocess, sequence_length), max_length=sequence_length,
-                              batch_size=batch_size, seed=runtime.args.seed, pad_to_boundary=runtime.args.jit_compile)
+def encode_splits(splits, preprocess, sequence_length):
+    """Each split tokenized once (cached) into unpadded ``input_word_ids``, with its labels."""
+    encoder = token_ids_encoder(preprocess, sequence_length)
+    return {name: encode_texts(dataset, encoder, max_length=sequence_length).cache()
+            for name, dataset in splits.items()}
+
+
+def make_batches(encoded, sequence_length, batch_size, runtime):
+    """The encoded splits batched by length, as ``(encoder inputs, label)``."""
+    batches = batch_splits(encoded, max_length=sequence_length, batch_size=batch_size, seed=runtime.args.seed,
+                           pad_to_boundary=runtime.args.jit_compile)
     return {name: dataset.map(lambda ids, label: (encoder_inputs(ids), label)) for name, dataset in batches.items()}
 
 
@@ -234,9 +241,8 @@ def _read_json(path):
         return json.load(f)
 
 
-def run_fine_tuning(classifier, batches, class_names, args, runtime):
+def run_fine_tuning(classifier, batches, class_names, args, runtime, num_train):
     """Stage 2: the encoder trainable, AdamW with warm-up and decay. Returns its metrics."""
-    num_train = count_examples(batches["train"].unbatch().map(lambda inputs, label: label))
     steps = int(batches["train"].cardinality()) * args.epochs
     with runtime.scope():
         classifier.get_layer("encoder").trainable = True
@@ -278,15 +284,17 @@ def main(argv=None):
 
     metrics = {"handles": {"preprocess": preprocess, "encoder": encoder}}
     start = time.perf_counter()
+    encoded = encode_splits(splits, preprocess, model_args.sequence_length)
     if not frozen_args.skip_frozen_stage:
-        batches = make_batches(splits, preprocess, model_args.sequence_length, frozen_args.frozen_batch_size, runtime)
+        batches = make_batches(encoded, model_args.sequence_length, frozen_args.frozen_batch_size, runtime)
         cache_key = "|".join(map(str, (os.path.abspath(encoder) if os.path.exists(encoder) else encoder,
                                        model_args.sequence_length, model_args.pooling, data_args)))
         metrics[FROZEN] = run_frozen_stage(classifier, batches, class_names, frozen_args, runtime.stage(FROZEN),
                                            cache_key)
     if not tune_args.skip_fine_tuning:
-        batches = make_batches(splits, preprocess, model_args.sequence_length, tune_args.batch_size, runtime)
-        metrics[FINE_TUNE] = run_fine_tuning(classifier, batches, class_names, tune_args, runtime.stage(FINE_TUNE))
+        batches = make_batches(encoded, model_args.sequence_length, tune_args.batch_size, runtime)
+        metrics[FINE_TUNE] = run_fine_tuning(classifier, batches, class_names, tune_args, runtime.stage(FINE_TUNE),
+                                             count_examples(splits["train"]))
     metrics["wall_seconds"] = time.perf_counter() - start
 
     if tune_args.export_dir and runtime.is_chief:

@@ -102,11 +102,22 @@ def bucketed_splits(splits, encoder, *, max_length, batch_size, seed=None, pad_t
     Returns:
         dict of split name to batches ``(int32 ids [batch, length], label)`` with a known cardinality.
     """
+    encoded = {name: encode_texts(dataset, encoder, max_length=max_length).cache() for name, dataset in splits.items()}
+    return batch_splits(encoded, max_length=max_length, batch_size=batch_size, seed=seed,
+                        pad_to_boundary=pad_to_boundary, fixed_length=fixed_length, train_split=train_split)
+
+
+def batch_splits(encoded, *, max_length, batch_size, seed=None, pad_to_boundary=False, fixed_length=False,
+                 train_split="train"):
+    """Batches already encoded splits by length (see `bucketed_splits`); encode once, batch at several sizes.
+
+    Args:
+        encoded: dict of split name to a dataset of ``(int ids [None], label)`` cut to ``max_length``
+            (`encode_texts`, cached).
+        Others: as in `bucketed_splits`.
+    """
     boundaries = [max_length + 1] if fixed_length else length_boundaries(max_length)
-    batches = {}
-    for name, dataset in splits.items():
-        ids = encode_texts(dataset, encoder, max_length=max_length).cache()
-        batched = batch_by_length(ids, batch_size, shuffle=name == train_split, seed=seed, boundaries=boundaries,
-                                  pad_to_boundary=fixed_length or pad_to_boundary)
-        batches[name] = with_known_cardinality(batched)
-    return batches
+    return {name: with_known_cardinality(batch_by_length(
+                ids, batch_size, shuffle=name == train_split, seed=seed, boundaries=boundaries,
+                pad_to_boundary=fixed_length or pad_to_boundary))
+            for name, ids in encoded.items()}
