@@ -40,7 +40,7 @@ from tfnlp.models import build_encoder_classifier, build_hub_bert_classifier, cl
 from tfnlp.models.hub_bert_classifier import POOLINGS
 from tfnlp.serving import export_text_classifier
 from tfnlp.training import Runtime, RuntimeArguments, field, parse_arguments
-from tfnlp.training.evaluation import evaluate_classifier
+from tfnlp.training.evaluation import fit_and_evaluate
 from tfnlp.training.feature_cache import cached_features
 from tfnlp.training.optimization import create_optimizer
 from tfnlp.utils import atomic_write_json
@@ -168,17 +168,6 @@ def compile_classifier(model, runtime, *, learning_rate, num_train_steps, warmup
         **runtime.compile_options())
 
 
-def fit(model, runtime, train, validation, epochs, num_train):
-    """``model.fit`` with the shared callbacks; restores the best epoch. Returns (seconds, Throughput)."""
-    callbacks = runtime.callbacks(num_train)
-    throughput = callbacks[0]
-    start = time.perf_counter()
-    model.fit(train, validation_data=validation, epochs=epochs, callbacks=callbacks, verbose=2)
-    seconds = time.perf_counter() - start
-    runtime.restore_best(model)
-    return seconds, throughput
-
-
 def run_frozen_stage(classifier, batches, class_names, args, runtime, cache_key):
     """Stage 1: cache the frozen encoder's pooled outputs, then train the head on them. Returns its metrics."""
     done = _read_json(runtime.path("metrics.json"))
@@ -200,31 +189,28 @@ def run_frozen_stage(classifier, batches, class_names, args, runtime, cache_key)
             dataset = dataset.shuffle(len(features[name][1]), seed=runtime.args.seed, reshuffle_each_iteration=True)
         return dataset.batch(args.frozen_batch_size).prefetch(tf.data.AUTOTUNE)
 
-    train, validation = head_batches("train", True), head_batches("validation", False)
-    num_train = len(features["train"][1])
+    head_data = {"train": head_batches("train", True), "validation": head_batches("validation", False),
+                 "test": head_batches("test", False)}
     with runtime.scope():
         head = classifier_head(classifier)
         compile_classifier(head, runtime, learning_rate=args.frozen_learning_rate,
-                           num_train_steps=int(train.cardinality()) * args.frozen_epochs, warmup_ratio=0.1,
-                           weight_decay=0.01)
-    seconds, throughput = fit(head, runtime, train, validation, args.frozen_epochs, num_train)
+                           num_train_steps=int(head_data["train"].cardinality()) * args.frozen_epochs,
+                           warmup_ratio=0.1, weight_decay=0.01)
+    metrics, throughput = fit_and_evaluate(head, runtime, head_data, epochs=args.frozen_epochs,
+                                           num_train=len(features["train"][1]), class_names=class_names)
 
     head_epoch = float(np.median(throughput.train_seconds)) if throughput.train_seconds else None
     first_epoch = encoder_seconds["train"] + (throughput.train_seconds[0] if throughput.train_seconds else 0.0)
-    metrics = {
-        "test": evaluate_classifier(head, head_batches("test", False), class_names),
-        "validation_accuracy": evaluate_classifier(head, validation, class_names)["accuracy"],
-        "train_examples": num_train,
+    metrics.update({
         "encoder_seconds": encoder_seconds,
         "features_from_cache": encoder_seconds["train"] == 0.0,
         "first_epoch_seconds": first_epoch,
         "cached_epoch_seconds": head_epoch,
         # An epoch through the encoder (its pass over train + a head epoch) against an epoch on the cache.
         "cache_speedup": first_epoch / head_epoch if head_epoch and encoder_seconds["train"] else None,
-        "head_train_seconds": seconds,
         "inputs": cache_key,
         "arguments": dataclasses.asdict(args),
-    }
+    })
     logger.info("frozen stage: test accuracy %.4f; encoder pass %.0f s, cached head epoch %.3f s (%.0fx)",
                 metrics["test"]["accuracy"], encoder_seconds["train"], head_epoch or float("nan"),
                 metrics["cache_speedup"] or float("nan"))
@@ -248,18 +234,10 @@ def run_fine_tuning(classifier, batches, class_names, args, runtime, num_train):
         classifier.get_layer("encoder").trainable = True
         compile_classifier(classifier, runtime, learning_rate=args.learning_rate, num_train_steps=steps,
                            warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay)
-    seconds, throughput = fit(classifier, runtime, batches["train"], batches["validation"], args.epochs, num_train)
-    metrics = {
-        "test": evaluate_classifier(classifier, batches["test"], class_names),
-        "validation_accuracy": evaluate_classifier(classifier, batches["validation"], class_names)["accuracy"],
-        "train_examples": num_train,
-        "train_wall_seconds": seconds,
-        "train_examples_per_second": float(np.median(throughput.examples_per_second))
-        if throughput.examples_per_second else None,
-        "epochs_run_this_session": len(throughput.train_seconds),
-    }
+    metrics, _ = fit_and_evaluate(classifier, runtime, batches, epochs=args.epochs, num_train=num_train,
+                                  class_names=class_names)
     logger.info("fine-tuning: test accuracy %.4f, training %.0f s, %.1f examples/s", metrics["test"]["accuracy"],
-                seconds, metrics["train_examples_per_second"] or float("nan"))
+                metrics["train_wall_seconds"], metrics["train_examples_per_second"] or float("nan"))
     if runtime.is_chief:
         atomic_write_json(runtime.path("metrics.json"), metrics)
     return metrics

@@ -18,11 +18,9 @@ notebook's configuration (TextVectorization 20,000 tokens, texts padded to
 
 import dataclasses
 import logging
-import time
 
 import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 
-import numpy as np
 import tensorflow as tf
 import tf_keras
 
@@ -32,7 +30,7 @@ from tfnlp.models import build_text_vectorizer, build_transformer_classifier
 from tfnlp.serving import export_text_classifier
 from tfnlp.text import BertTokenizer
 from tfnlp.training import Runtime, RuntimeArguments, field, parse_arguments
-from tfnlp.training.evaluation import evaluate_classifier
+from tfnlp.training.evaluation import fit_and_evaluate
 from tfnlp.training.losses import SparseCategoricalCrossentropyWithSmoothing
 from tfnlp.training.optimization import create_optimizer
 from tfnlp.utils import atomic_write_json
@@ -167,25 +165,10 @@ def main(argv=None):
         compile_model(model, train_args, runtime, steps_per_epoch * train_args.epochs, len(class_names))
     model.summary(print_fn=logger.info)
 
-    callbacks = runtime.callbacks(num_train)
-    throughput = next(c for c in callbacks if type(c).__name__ == "Throughput")
-    start = time.perf_counter()
-    model.fit(batches["train"], validation_data=batches["validation"], epochs=train_args.epochs,
-              callbacks=callbacks, verbose=2)
-    train_seconds = time.perf_counter() - start
-    runtime.restore_best(model)
-
-    metrics = {
-        "test": evaluate_classifier(model, batches["test"], class_names),
-        "validation_accuracy": evaluate_classifier(model, batches["validation"], class_names)["accuracy"],
-        "train_examples": num_train,
-        "train_wall_seconds": train_seconds,
-        "train_examples_per_second": float(np.nanmedian(throughput.examples_per_second))
-        if throughput.examples_per_second else None,
-        "epochs_run_this_session": len(throughput.train_seconds),
-    }
+    metrics, _ = fit_and_evaluate(model, runtime, batches, epochs=train_args.epochs, num_train=num_train,
+                                  class_names=class_names)
     logger.info("test accuracy %.4f, training %.0f s, %.0f examples/s", metrics["test"]["accuracy"],
-                train_seconds, metrics["train_examples_per_second"] or float("nan"))
+                metrics["train_wall_seconds"], metrics["train_examples_per_second"] or float("nan"))
 
     if train_args.export_dir and runtime.is_chief:
         metrics["export"] = export_text_classifier(export_model(model, vectorizer, model_args.sequence_length),
