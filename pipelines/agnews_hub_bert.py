@@ -3,21 +3,23 @@
     python -m pipelines.agnews_hub_bert --output-dir runs/agnews_hub_bert
 
 The model is the lesson's: ``hub.KerasLayer(preprocess)`` + ``hub.KerasLayer(encoder)``
-+ dropout + dense on ``pooled_output``. By default the two TF-Hub SavedModels
++ dropout + dense, on the mean of ``sequence_output`` over the real tokens
+(``--pooling mean``, all-MiniLM-L6-v2's sentence vector) or on ``pooled_output``
+(``--pooling pooled_output``, the lesson's choice). By default the two TF-Hub SavedModels
 are built offline from the packaged all-MiniLM-L6-v2 (``pipelines.export_hub_bert``,
 written once to --hub-dir); online, the lesson's handles work as they are:
 
     --preprocess https://tfhub.dev/tensorflow/bert_en_uncased_preprocess/3 \\
     --encoder https://tfhub.dev/tensorflow/small_bert/bert_en_uncased_L-4_H-128_A-2/1
 
-Stage 1 (frozen encoder) computes the encoder's pooled outputs once, caches
+Stage 1 (frozen encoder) computes the pooled text vectors once, caches
 them in <output-dir>/frozen/features/, and trains the dropout + dense head on
 them, so every head epoch after the first skips the encoder. Stage 2 fine-tunes
 everything with AdamW (tf-models-official), linear warm-up and decay, weight
 decay off LayerNorm and biases. Texts are batched by length, each batch padded
-to its longest text. Each stage writes its own config, checkpoints, logs,
-history.csv and metrics.json under <output-dir>/<stage>/; the run's summary is
-<output-dir>/metrics.json. The exported SavedModel takes raw text; serving it
+to its longest text. Each stage writes its checkpoints, logs, history.csv and
+metrics.json under <output-dir>/<stage>/; config.json and the run's summary
+metrics.json go to <output-dir>. The exported SavedModel takes raw text; serving it
 needs ``import tensorflow_text`` (the preprocessor's ops), not tfnlp.
 """
 
