@@ -194,8 +194,18 @@ def test_classifier_on_raw_strings(artifacts):
     assert core.get_layer("encoder").trainable is False
     assert len(model.trainable_weights) == 2  # The dense head only.
     # Padding to 16 or to the batch's longest text gives the same logits.
-    fixed = build_hub_bert_classifier(artifacts.preprocess, core, 4, seq_length=16)
+    fixed = build_hub_bert_classifier(artifacts.preprocess, core, seq_length=16)
     np.testing.assert_allclose(fixed(tf.constant(["stocks report", ""])).numpy(), logits.numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="num_classes"):
+        build_hub_bert_classifier(artifacts.preprocess, artifacts.encoder)
+
+
+def test_classifier_defaults_are_the_lessons_handles():
+    import inspect
+
+    defaults = inspect.signature(build_hub_bert_classifier).parameters
+    assert defaults["preprocess"].default == "https://tfhub.dev/tensorflow/bert_en_uncased_preprocess/3"
+    assert defaults["encoder"].default == "https://tfhub.dev/tensorflow/small_bert/bert_en_uncased_L-4_H-128_A-2/1"
 
 
 @pytest.mark.parametrize("pooling", ["pooled_output", "mean"])

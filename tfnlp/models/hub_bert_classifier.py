@@ -77,33 +77,43 @@ def build_encoder_classifier(encoder, num_classes, *, trainable=False, dropout=0
     return tf_keras.Model(inputs, logits, name=name)
 
 
-def build_hub_bert_classifier(preprocess, encoder, num_classes, *, seq_length=None, trainable=False, dropout=0.1,
+def build_hub_bert_classifier(preprocess=LESSON_PREPROCESS_HANDLE, encoder=LESSON_ENCODER_HANDLE, num_classes=None, *,
+                              seq_length=None, trainable=False, dropout=0.1, pooling="pooled_output",
                               name="hub_bert_classifier"):
     """The lesson's model: raw strings to logits through a TF-Hub preprocessor and encoder.
 
     Args:
-        preprocess: str. A TF-Hub BERT preprocessor (URL or local folder) matching the encoder's vocabulary.
+        preprocess: str. A TF-Hub BERT preprocessor (URL or local folder) matching the encoder's
+            vocabulary. Default: the lesson's ``bert_en_uncased_preprocess/3`` (online).
         encoder: str, hub.KerasLayer or tf_keras.Model. An encoder handle or layer (see
             `build_encoder_classifier`), or a model built by `build_encoder_classifier`.
-        num_classes: int. Output classes (ignored when ``encoder`` is such a model).
+            Default: the lesson's ``small_bert/bert_en_uncased_L-4_H-128_A-2`` (online).
+        num_classes: int. Output classes (required unless ``encoder`` is such a model).
         seq_length: int or None. Tokens per text. None: the preprocessor's default (the lesson's
             ``hub.KerasLayer(preprocess)``, 128 for TF Hub's); an int packs with
             ``bert_pack_inputs(..., seq_length=seq_length)``. Either way the packed
             inputs are then cut to the batch's longest text, so short texts cost less.
         trainable: bool. Fine-tune the encoder.
         dropout: float. Dropout rate on the pooled output.
+        pooling: str. As in `build_encoder_classifier`.
         name: str. Model name.
 
     Returns:
         tf_keras.Model from a `tf.string` ``[batch]`` input ``text`` to logits.
 
-    Example:
-    >>> model = build_hub_bert_classifier(LESSON_PREPROCESS_HANDLE, LESSON_ENCODER_HANDLE, 4)  # doctest: +SKIP
+    Examples:
+    >>> model = build_hub_bert_classifier(num_classes=4)  # The lesson's small BERT (online).  # doctest: +SKIP
     >>> model(tf.constant(["I love transformers"])).shape  # doctest: +SKIP
     TensorShape([1, 4])
+    >>> model = build_hub_bert_classifier("saved_models/hub/all-MiniLM-L6-v2_preprocess",
+    ...                                   "saved_models/hub/all-MiniLM-L6-v2_encoder", 4)  # doctest: +SKIP
     """
-    core = encoder if isinstance(encoder, tf_keras.Model) else build_encoder_classifier(
-        encoder, num_classes, trainable=trainable, dropout=dropout)
+    if isinstance(encoder, tf_keras.Model):
+        core = encoder
+    elif num_classes is None:
+        raise ValueError("num_classes is required unless encoder is a model from build_encoder_classifier")
+    else:
+        core = build_encoder_classifier(encoder, num_classes, trainable=trainable, dropout=dropout, pooling=pooling)
     text = tf_keras.Input(shape=(), dtype=tf.string, name="text")
     if seq_length is None:
         encoder_inputs = hub.KerasLayer(preprocess, name="preprocess")(text)
