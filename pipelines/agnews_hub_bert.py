@@ -36,7 +36,7 @@ import tensorflow as tf
 import tensorflow_hub as hub
 import tf_keras
 
-from tfnlp.data.batching import batch_splits, encode_texts
+from tfnlp.data.batching import batch_splits, encode_splits
 from tfnlp.hub import DEFAULT_HUB_DIR, export_hub_bert
 from tfnlp.models import build_encoder_classifier, build_hub_bert_classifier, classifier_head, pooled_output_model
 from tfnlp.models.hub_bert_classifier import POOLINGS
@@ -144,13 +144,6 @@ def token_ids_encoder(preprocess, sequence_length):
 def encoder_inputs(ids):
     """``input_word_ids`` (padded with 0) -> the encoder's input dict."""
     return {"input_word_ids": ids, "input_mask": tf.cast(ids != 0, tf.int32), "input_type_ids": tf.zeros_like(ids)}
-
-
-def encode_splits(splits, preprocess, sequence_length):
-    """Each split tokenized once (cached) into unpadded ``input_word_ids``, with its labels."""
-    encoder = token_ids_encoder(preprocess, sequence_length)
-    return {name: encode_texts(dataset, encoder, max_length=sequence_length).cache()
-            for name, dataset in splits.items()}
 
 
 def make_batches(encoded, sequence_length, batch_size, runtime):
@@ -264,7 +257,9 @@ def main(argv=None):
 
     metrics = {"handles": {"preprocess": preprocess, "encoder": encoder}}
     start = time.perf_counter()
-    encoded = encode_splits(splits, preprocess, model_args.sequence_length)
+    # Tokenized once, batched at each stage's batch size.
+    encoded = encode_splits(splits, token_ids_encoder(preprocess, model_args.sequence_length),
+                            max_length=model_args.sequence_length)
     if not frozen_args.skip_frozen_stage:
         batches = make_batches(encoded, model_args.sequence_length, frozen_args.frozen_batch_size, runtime)
         cache_key = "|".join(map(str, (os.path.abspath(encoder) if os.path.exists(encoder) else encoder,

@@ -102,9 +102,14 @@ def bucketed_splits(splits, encoder, *, max_length, batch_size, seed=None, pad_t
     Returns:
         dict of split name to batches ``(int32 ids [batch, length], label)`` with a known cardinality.
     """
-    encoded = {name: encode_texts(dataset, encoder, max_length=max_length).cache() for name, dataset in splits.items()}
-    return batch_splits(encoded, max_length=max_length, batch_size=batch_size, seed=seed,
-                        pad_to_boundary=pad_to_boundary, fixed_length=fixed_length, train_split=train_split)
+    return batch_splits(encode_splits(splits, encoder, max_length=max_length), max_length=max_length,
+                        batch_size=batch_size, seed=seed, pad_to_boundary=pad_to_boundary,
+                        fixed_length=fixed_length, train_split=train_split)
+
+
+def encode_splits(splits, encoder, *, max_length):
+    """Each split of ``(text, label)`` encoded once (`encode_texts`) and cached, ready for `batch_splits`."""
+    return {name: encode_texts(dataset, encoder, max_length=max_length).cache() for name, dataset in splits.items()}
 
 
 def batch_splits(encoded, *, max_length, batch_size, seed=None, pad_to_boundary=False, fixed_length=False,
