@@ -206,9 +206,13 @@ def run_frozen_stage(classifier, batches, class_names, args, runtime, cache_key)
         "inputs": cache_key,
         "arguments": dataclasses.asdict(args),
     })
-    logger.info("frozen stage: test accuracy %.4f; encoder pass %.0f s, cached head epoch %.3f s (%.0fx)",
-                metrics["test"]["accuracy"], encoder_seconds["train"], head_epoch or float("nan"),
-                metrics["cache_speedup"] or float("nan"))
+    if metrics["features_from_cache"]:
+        logger.info("frozen stage: test accuracy %.4f; features read from %s (no encoder pass), head epoch %.3f s",
+                    metrics["test"]["accuracy"], runtime.path("features"), head_epoch or float("nan"))
+    else:
+        logger.info("frozen stage: test accuracy %.4f; encoder pass %.0f s, cached head epoch %.3f s (%.0fx)",
+                    metrics["test"]["accuracy"], encoder_seconds["train"], head_epoch or float("nan"),
+                    metrics["cache_speedup"] or float("nan"))
     if runtime.is_chief:
         atomic_write_json(runtime.path("metrics.json"), metrics)
     return metrics

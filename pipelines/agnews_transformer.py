@@ -66,12 +66,29 @@ class ModelArguments:
     intermediate_dim: int = field(64, "Feed-forward hidden size.")
     dropout: float = field(0.1, "Dropout rate in [0, 1).")
     activation: str = field("gelu", "Feed-forward activation.", choices=("relu", "gelu"))
+    ngram_buckets: int = field(100000, "Hash buckets of the bag of token n-grams concatenated to the pooled "
+                                       "Transformer output (fastText's); 0 = no n-gram bag (the lesson).")
+    ngram_orders: str = field("2", "Comma-separated n-gram lengths of the bag, e.g. '2' or '2,3'.")
 
     def __post_init__(self):
         if self.sequence_length < 2:
             raise ValueError("--sequence-length must be at least 2")
         if not 0 <= self.dropout < 1:
             raise ValueError("--dropout must lie in [0, 1)")
+        if self.ngram_buckets < 0:
+            raise ValueError("--ngram-buckets must be 0 (no n-gram bag) or positive")
+        self.ngram_order_list()  # Validates --ngram-orders.
+
+    def ngram_order_list(self):
+        """--ngram-orders as a tuple of ints (a ValueError naming the option if it is not such a list)."""
+        try:
+            orders = tuple(int(part) for part in self.ngram_orders.split(","))
+        except ValueError:
+            orders = ()
+        if not orders or min(orders) < 1 or len(set(orders)) != len(orders):
+            raise ValueError(f"--ngram-orders must be distinct positive integers separated by commas, "
+                             f"received {self.ngram_orders!r}")
+        return orders
 
 
 @dataclasses.dataclass
@@ -84,6 +101,8 @@ class TrainingArguments:
     warmup_ratio: float = field(0.1, "Fraction of steps with linear warm-up.")
     weight_decay: float = field(0.01, "AdamW weight decay (not on LayerNorm and biases).")
     label_smoothing: float = field(0.1, "Label smoothing of the cross-entropy, in [0, 1).")
+    restore_best_epoch: bool = field(False, "Test and export the epoch with the best validation accuracy; else "
+                                            "the last epoch (the learning rate has decayed to 0 there).")
     export_dir: str = field("saved_models/agnews_transformer", "Export base folder; the SavedModel goes to "
                                                                "<export-dir>/<next version>/. '' = no export.")
 
@@ -115,7 +134,8 @@ def build_model(model_args, vectorizer, num_classes):
     options = dict(num_classes=num_classes, sequence_length=model_args.sequence_length,
                    embedding_dim=model_args.embedding_dim, num_layers=model_args.num_layers,
                    num_heads=model_args.num_heads, intermediate_dim=model_args.intermediate_dim,
-                   dropout=model_args.dropout, activation=model_args.activation)
+                   dropout=model_args.dropout, activation=model_args.activation,
+                   ngram_buckets=model_args.ngram_buckets, ngram_orders=model_args.ngram_order_list())
     if model_args.tokenizer == "wordpiece":
         options["vocabulary_size"] = vectorizer.vocabulary_size
         if model_args.pretrained_embeddings:
@@ -166,7 +186,7 @@ def main(argv=None):
     model.summary(print_fn=logger.info)
 
     metrics, _ = fit_and_evaluate(model, runtime, batches, epochs=train_args.epochs, num_train=num_train,
-                                  class_names=class_names)
+                                  class_names=class_names, restore_best=train_args.restore_best_epoch)
     logger.info("test accuracy %.4f, training %.0f s, %.0f examples/s", metrics["test"]["accuracy"],
                 metrics["train_wall_seconds"], metrics["train_examples_per_second"] or float("nan"))
 

@@ -126,6 +126,10 @@ def test_help_lists_the_options(capsys):
     (["--weight-decay", "-0.1"], "--weight-decay"),
     (["--activation", "tanh"], "--activation"),
     (["--strategy", "gpu"], "--strategy"),
+    (["--ngram-buckets", "-1"], "--ngram-buckets"),
+    (["--ngram-orders", "2,x"], "--ngram-orders"),
+    (["--ngram-orders", "0"], "--ngram-orders"),
+    (["--ngram-orders", "2,2"], "--ngram-orders"),
 ])
 def test_invalid_values_are_usage_errors_naming_the_option(capsys, tmp_path, argv, option):
     with pytest.raises(SystemExit) as exit_info:
@@ -243,6 +247,7 @@ def test_wordpiece_with_pretrained_embeddings_end_to_end(data_root, tmp_path):
         "--sequence-length", "32", "--epochs", "1", "--batch-size", "8"])
     config = read_json(tmp_path / "run" / "config.json")
     assert config["model"]["tokenizer"] == "wordpiece" and config["model"]["pretrained_embeddings"]
+    assert config["model"]["ngram_buckets"] > 0  # The defaults add the bag of hashed bigrams.
     assert metrics["train_examples"] == 24 and metrics["test"]["num_examples"] == 16
     path = metrics["export"]["path"]
     assert os.listdir(os.path.join(path, "assets")) == ["vocab.txt"]

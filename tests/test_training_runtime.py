@@ -23,7 +23,7 @@ import tf_keras
 
 from tfnlp.training import Runtime, RuntimeArguments, Throughput, classification_report, create_strategy
 from tfnlp.training import field, losses, parse_arguments, runtime as runtime_module
-from tfnlp.training.evaluation import evaluate_classifier, predict_classes
+from tfnlp.training.evaluation import evaluate_classifier, fit_and_evaluate, predict_classes
 from tfnlp.training.losses import SparseCategoricalCrossentropyWithSmoothing
 from tfnlp.training.optimization import create_optimizer
 
@@ -266,6 +266,32 @@ def test_callbacks_write_history_checkpoints_and_tensorboard_logs(tmp_path):
     initial = fresh.get_weights()[0].copy()
     assert runtime.restore_best(fresh)
     assert not np.array_equal(fresh.get_weights()[0], initial)
+
+
+@pytest.mark.parametrize("restore_best", [True, False], ids=["best_epoch", "last_epoch"])
+def test_fit_and_evaluate_tests_the_best_or_the_last_epoch(tmp_path, restore_best):
+    """Validation labels are the training labels flipped, so validation accuracy is best early, never last."""
+    runtime = Runtime(RuntimeArguments(output_dir=str(tmp_path), seed=3, steps_per_execution=1))
+    features = np.random.RandomState(0).normal(size=(48, 6)).astype("float32")
+    labels = (features[:, 0] + features[:, 1] > 0).astype("int32")
+    batches = {"train": tf.data.Dataset.from_tensor_slices((features[:32], labels[:32])).batch(8),
+               "validation": tf.data.Dataset.from_tensor_slices((features[32:], 1 - labels[32:])).batch(8),
+               "test": tf.data.Dataset.from_tensor_slices((features[32:], labels[32:])).batch(8)}
+    with runtime.scope():
+        model = tf_keras.Sequential([tf_keras.Input((6,)), tf_keras.layers.Dense(2)])
+        model.compile(optimizer=create_optimizer(5e-2, 4 * 6), metrics=["accuracy"],
+                      loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    metrics, throughput = fit_and_evaluate(model, runtime, batches, epochs=6, num_train=32, class_names=["a", "b"],
+                                           restore_best=restore_best)
+    assert metrics["weights"] == ("best_validation_epoch" if restore_best else "last_epoch")
+    assert len(throughput.train_seconds) == 6
+    best = tf_keras.models.clone_model(model)
+    assert runtime.restore_best(best)
+    same_as_best = all(np.array_equal(a, b) for a, b in zip(model.get_weights(), best.get_weights()))
+    assert same_as_best is restore_best
+    # The figures are those of the weights left in the model.
+    assert metrics["test"]["accuracy"] == evaluate_classifier(model, batches["test"], ["a", "b"])["accuracy"]
+    assert metrics["validation_accuracy"] == pytest.approx(1 - metrics["test"]["accuracy"])
 
 
 def test_callbacks_list_and_early_stopping(tmp_path):

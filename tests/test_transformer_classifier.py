@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from tfnlp.layers import MaskedMeanPooling, TokenAndPositionEmbedding, TransformerBlock
+from tfnlp.layers import HashedNgramBag, MaskedMeanPooling, TokenAndPositionEmbedding, TransformerBlock
 from tfnlp.models import build_text_vectorizer, build_transformer_classifier
 from tfnlp.models import transformer_classifier
 
@@ -159,9 +159,10 @@ def test_without_vectorizer_the_model_takes_ids_and_wraps_into_a_text_model(vect
 
 
 @pytest.mark.slow
-def test_model_on_ids_trains_with_xla(vectorizer):
+@pytest.mark.parametrize("ngram_buckets", [0, 50], ids=["plain", "with_ngram_bag"])
+def test_model_on_ids_trains_with_xla(vectorizer, ngram_buckets):
     """XLA cannot compile string ops (the text model aborts the process), so XLA/TPU training uses ids."""
-    model = tiny_classifier(None, vocabulary_size=vectorizer.vocabulary_size())
+    model = tiny_classifier(None, vocabulary_size=vectorizer.vocabulary_size(), ngram_buckets=ngram_buckets)
     model.compile(optimizer="adam", loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   jit_compile=True)
     assert np.isfinite(model.train_on_batch(vectorizer(tf.constant(TEXTS)), np.array(LABELS)))
@@ -186,6 +187,8 @@ def test_dict_without_input_ids_is_rejected():
         ({"num_heads": 3}, r"`embedding_dim` \(8\) must be divisible by `num_heads` \(3\)"),
         ({"sequence_length": 0}, "`sequence_length` must be a positive integer, received 0"),
         ({"intermediate_dim": -1}, "`intermediate_dim` must be a positive integer, received -1"),
+        ({"ngram_buckets": -5}, "`ngram_buckets` must be a positive integer, received -5"),
+        ({"ngram_buckets": 10, "ngram_orders": (2, 2)}, r"`ngram_orders` must not repeat an order"),
     ],
 )
 def test_invalid_arguments_raise_clear_errors(vectorizer, overrides, message):
@@ -390,3 +393,49 @@ def test_pretrained_model_saves_and_reloads_with_identical_outputs(vectorizer, t
     assert len(reloaded.trainable_weights) == len(model.trainable_weights)
     frozen = options.get("freeze_pretrained_embeddings", True)
     assert refs(pretrained_weights(reloaded)).isdisjoint(refs(reloaded.trainable_weights)) == frozen
+
+
+# The bag of hashed n-grams.
+
+@pytest.mark.parametrize("pretrained", [False, True], ids=["from_scratch", "pretrained"])
+def test_ngram_bag_is_concatenated_to_the_pooled_output(vectorizer, pretrained):
+    tables = pretrained_tables(vectorizer.vocabulary_size()) if pretrained else None
+    model = tiny_classifier(vectorizer, pretrained_embeddings=tables, ngram_buckets=50, ngram_orders=(2, 3),
+                            ngram_dim=5)
+    bag = model.get_layer("ngram_bag")
+    assert isinstance(bag, HashedNgramBag)
+    assert (bag.num_buckets, bag.output_dim, bag.ngram_orders) == (50, 5, (2, 3))
+    width = TINY["embedding_dim"] + (PRETRAINED_WIDTH if pretrained else 0) + 5
+    assert model.get_layer("logits").kernel.shape == (width, TINY["num_classes"])
+    assert bag.embedding.embeddings in model.trainable_weights
+    # Without it (the default), no bag.
+    assert "ngram_bag" not in {layer.name for layer in tiny_classifier(vectorizer).layers}
+
+
+def test_ngram_bag_width_defaults_to_embedding_dim_and_its_input_is_the_cut_ids(vectorizer):
+    model = tiny_classifier(vectorizer, ngram_buckets=50)
+    assert model.get_layer("ngram_bag").output_dim == TINY["embedding_dim"]
+    long_text = " ".join(TEXTS)  # more than sequence_length (8) tokens
+    bag = model.get_layer("ngram_bag")
+    ids = vectorizer(tf.constant([long_text]))[:, :TINY["sequence_length"]]
+    features = tf_keras.Model(model.input, bag.output)
+    np.testing.assert_allclose(features(tf.constant([long_text])), bag(ids), rtol=1e-6)
+
+
+def test_ngram_bag_logits_do_not_change_when_the_batch_is_padded_longer(vectorizer):
+    model = tiny_classifier(vectorizer, ngram_buckets=50, ngram_orders=(1, 2))
+    alone = model(tf.constant(["stocks fell"]), training=False).numpy()
+    batch = tf.constant(["stocks fell", "coach praises the team after the match"])
+    assert np.abs(model(batch, training=False).numpy()[:1] - alone).max() <= 1e-5
+
+
+@pytest.mark.parametrize("save_format", ["keras", "tf"])
+def test_ngram_bag_model_saves_and_reloads_with_identical_outputs(vectorizer, tmp_path, save_format):
+    model = tiny_classifier(vectorizer, ngram_buckets=50)
+    path = str(tmp_path / ("classifier.keras" if save_format == "keras" else "classifier"))
+    model.save(path, save_format=save_format)
+    reloaded = tf_keras.models.load_model(path)
+    texts = tf.constant(TEXTS + ["unknown words only", ""])
+    np.testing.assert_array_equal(reloaded(texts), model(texts))
+    np.testing.assert_array_equal(reloaded.get_layer("ngram_bag").embedding.embeddings,
+                                  model.get_layer("ngram_bag").embedding.embeddings)

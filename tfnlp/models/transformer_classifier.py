@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras
 
-from tfnlp.layers import MaskedMeanPooling, PositionEmbedding, TokenAndPositionEmbedding, TransformerBlock
+from tfnlp.layers import HashedNgramBag, MaskedMeanPooling, PositionEmbedding, TokenAndPositionEmbedding, TransformerBlock
 from tfnlp.layers._checks import check_positive_int, check_rate
 
 
@@ -69,14 +69,18 @@ def build_transformer_classifier(
     freeze_pretrained_embeddings=True,
     pool_pretrained_embeddings=True,
     learn_token_embeddings=False,
+    ngram_buckets=0,
+    ngram_orders=(2,),
+    ngram_dim=None,
     name="transformer_classifier",
 ):
     """A Keras model from raw text to class logits: vectorizer, Transformer blocks, masked mean pooling.
 
     `text` (a `[batch]` `tf.string` Tensor) -> `vectorizer` -> ids cut to
     `sequence_length` -> `TokenAndPositionEmbedding` -> `num_layers` x
-    `TransformerBlock` -> `MaskedMeanPooling` -> `Dropout` -> `Dense` ->
-    `logits` `[batch, num_classes]`. Id 0 is padding: it is masked in attention
+    `TransformerBlock` -> `MaskedMeanPooling` (concatenated with the optional
+    pooled features below) -> `Dropout` -> `Dense` -> `logits`
+    `[batch, num_classes]`. Id 0 is padding: it is masked in attention
     and in pooling, so a text's logits do not depend on the batch it is in.
     Defaults are the lesson's hyper-parameters.
 
@@ -132,6 +136,16 @@ def build_transformer_classifier(
             add it to the projected pretrained vectors: the pretrained part
             carries general knowledge, the learned part what is specific to
             the task. Defaults to `False`.
+        ngram_buckets: int. With `ngram_buckets > 0`, a `HashedNgramBag`
+            (fastText's bag of hashed n-grams, with that many buckets) of the
+            token ids is concatenated to the pooled Transformer output: word
+            pairs are strong topic cues that a shallow Transformer trained on
+            a few thousand texts does not learn to compose. Defaults to `0`
+            (none, as the lesson).
+        ngram_orders: sequence of ints. The n-gram lengths of the bag.
+            Defaults to `(2,)` (bigrams).
+        ngram_dim: int or None. The width of the n-gram vectors. Defaults to
+            `None`: `embedding_dim`.
         name: str. The model name.
 
     Returns:
@@ -172,6 +186,10 @@ def build_transformer_classifier(
         else:
             x = x + PositionEmbedding(sequence_length, name="position_embedding")(x)
         x = tf_keras.layers.Dropout(dropout, name="embedding_dropout")(x)
+    if ngram_buckets:
+        ngram_buckets = check_positive_int("ngram_buckets", ngram_buckets)
+        bag = HashedNgramBag(ngram_buckets, ngram_dim or embedding_dim, ngram_orders=ngram_orders, name="ngram_bag")
+        pooled_extra.append(bag(token_ids, padding_mask=padding_mask))
     for index in range(num_layers):
         block = TransformerBlock(embedding_dim, num_heads, intermediate_dim, dropout=dropout,
                                  activation=activation, name=f"transformer_block_{index}")

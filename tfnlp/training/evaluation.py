@@ -28,13 +28,14 @@ def evaluate_classifier(model, dataset, class_names):
     return classification_report(labels, predictions, class_names)
 
 
-def fit_and_evaluate(model, runtime, batches, *, epochs, num_train, class_names):
-    """The training loop every fit script runs: fit, restore the best epoch, evaluate.
+def fit_and_evaluate(model, runtime, batches, *, epochs, num_train, class_names, restore_best=True):
+    """The training loop every fit script runs: fit, restore the best epoch (or keep the last), evaluate.
 
     Fits on ``batches["train"]`` with the shared callbacks of ``runtime``
     (`tfnlp.training.Runtime.callbacks`: resume, best checkpoint, logs),
-    validating on ``batches["validation"]``; restores the best epoch; then
-    evaluates on ``batches["test"]`` and ``batches["validation"]``.
+    validating on ``batches["validation"]``; restores the epoch with the best
+    validation accuracy unless ``restore_best`` is false; then evaluates on
+    ``batches["test"]`` and ``batches["validation"]``.
 
     Args:
         model: compiled tf_keras.Model.
@@ -43,11 +44,15 @@ def fit_and_evaluate(model, runtime, batches, *, epochs, num_train, class_names)
         epochs: int. Training epochs (a resumed run continues from its last completed one).
         num_train: int. Training examples per epoch (for the throughput figure).
         class_names: list of str.
+        restore_best: bool. Evaluate (and leave in ``model``) the epoch with the
+            best validation accuracy; if false, the last epoch. With a small,
+            noisy validation slice and a learning rate that decays to 0, the
+            last epoch can be the better estimate. Defaults to `True`.
 
     Returns:
         (metrics, throughput): a dict with ``test`` (`classification_report`), ``validation_accuracy``,
         ``train_examples``, ``train_wall_seconds``, ``train_examples_per_second`` (median over epochs) and
-        ``epochs_run_this_session``; and the `tfnlp.training.Throughput` callback with per-epoch figures.
+        ``epochs_run_this_session`` and ``weights`` (``"best_validation_epoch"`` or ``"last_epoch"``); and the `tfnlp.training.Throughput` callback with per-epoch figures.
     """
     callbacks = runtime.callbacks(num_train)
     throughput = callbacks[0]
@@ -55,7 +60,7 @@ def fit_and_evaluate(model, runtime, batches, *, epochs, num_train, class_names)
     model.fit(batches["train"], validation_data=batches["validation"], epochs=epochs, callbacks=callbacks,
               verbose=2)
     seconds = time.perf_counter() - start
-    runtime.restore_best(model)
+    restored = restore_best and runtime.restore_best(model)
     metrics = {
         "test": evaluate_classifier(model, batches["test"], class_names),
         "validation_accuracy": evaluate_classifier(model, batches["validation"], class_names)["accuracy"],
@@ -64,5 +69,6 @@ def fit_and_evaluate(model, runtime, batches, *, epochs, num_train, class_names)
         "train_examples_per_second": float(np.nanmedian(throughput.examples_per_second))
         if throughput.examples_per_second else None,
         "epochs_run_this_session": len(throughput.train_seconds),
+        "weights": "best_validation_epoch" if restored else "last_epoch",
     }
     return metrics, throughput
