@@ -101,6 +101,8 @@ class TrainingArguments:
     warmup_ratio: float = field(0.1, "Fraction of steps with linear warm-up.")
     weight_decay: float = field(0.01, "AdamW weight decay (not on LayerNorm and biases).")
     label_smoothing: float = field(0.1, "Label smoothing of the cross-entropy, in [0, 1).")
+    lazy_embedding_updates: bool = field(True, "Update only the embedding rows each batch uses (LazyAdam): the "
+                                               "bigram and token tables cost what a batch touches, not their size.")
     restore_best_epoch: bool = field(False, "Test and export the epoch with the best validation accuracy; else "
                                             "the last epoch (the learning rate has decayed to 0 there).")
     export_dir: str = field("saved_models/agnews_transformer", "Export base folder; the SavedModel goes to "
@@ -153,7 +155,8 @@ def compile_model(model, train_args, runtime, num_train_steps, num_classes):
     """AdamW with warm-up and decay over ``num_train_steps``, smoothed cross-entropy, accuracy."""
     model.compile(
         optimizer=create_optimizer(train_args.learning_rate, num_train_steps, warmup_ratio=train_args.warmup_ratio,
-                                   weight_decay=train_args.weight_decay),
+                                   weight_decay=train_args.weight_decay,
+                                   lazy_sparse_updates=train_args.lazy_embedding_updates),
         loss=SparseCategoricalCrossentropyWithSmoothing(num_classes, train_args.label_smoothing),
         metrics=[tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         **runtime.compile_options())

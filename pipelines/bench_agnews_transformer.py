@@ -7,9 +7,11 @@ layers without get_config or masking, TextVectorization(20,000) inside the
 model padding every text to 256, embedding 32, 2 heads with key_dim 32,
 feed-forward 32, GlobalAveragePooling1D, Dense(20), batch 128, Adam). The
 package's defaults come from `pipelines.agnews_transformer` (WordPiece ids
-computed once in tf.data, batches bucketed by length). Each model trains for
---epochs epochs after a warm-up of --warmup-steps steps (graph tracing is not
-timed); the table shows training examples per second.
+computed once in tf.data, batches bucketed by length). After a warm-up of
+--warmup-steps steps each (graph tracing is not timed), the two models train
+--epochs epochs taking turns, epoch by epoch, so that both see the same changes
+in machine load; the table shows each model's median epoch, in training
+examples per second.
 """
 
 import argparse
@@ -17,6 +19,7 @@ import time
 
 import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 
+import numpy as np
 import tensorflow as tf
 import tf_keras
 
@@ -78,21 +81,26 @@ def lesson_model(train_texts):
     return model
 
 
-def time_training(model, dataset, num_examples, epochs, warmup_steps):
-    """Examples per second over ``epochs`` epochs, after ``warmup_steps`` untimed steps."""
-    model.fit(dataset.take(warmup_steps), epochs=1, verbose=0)
+def warm_up(model, dataset, steps):
+    """Untimed training steps: graph tracing and the first allocations are not part of the figures."""
+    model.fit(dataset.take(steps), epochs=1, verbose=0)
+
+
+def epoch_rate(model, dataset, num_examples):
+    """Training examples per second over one epoch."""
     start = time.perf_counter()
-    model.fit(dataset, epochs=epochs, verbose=0)
-    return num_examples * epochs / (time.perf_counter() - start)
+    model.fit(dataset, epochs=1, verbose=0)
+    return num_examples / (time.perf_counter() - start)
 
 
-def bench_lesson(splits, num_train, args):
+def lesson_setup(splits):
+    """The lesson's model and its batches (texts padded to 256 inside the model, batch 128)."""
     model = lesson_model(splits["train"].map(lambda text, label: text))
-    dataset = splits["train"].batch(128).prefetch(tf.data.AUTOTUNE)
-    return time_training(model, dataset, num_train, args.epochs, args.warmup_steps)
+    return model, splits["train"].batch(128).prefetch(tf.data.AUTOTUNE)
 
 
-def bench_defaults(splits, num_train, args, overrides):
+def defaults_setup(splits, args, overrides):
+    """The pipeline's model (with ``overrides``) and its length-bucketed batches of cached ids."""
     _, model_args, train_args, runtime_args = parse_arguments(
         "pipeline overrides", pipeline.DataArguments, pipeline.ModelArguments, pipeline.TrainingArguments,
         RuntimeArguments, argv=overrides + ["--output-dir", args.output_dir])
@@ -101,14 +109,29 @@ def bench_defaults(splits, num_train, args, overrides):
     batches = pipeline.make_batches({"train": splits["train"]}, vectorizer, model_args, train_args, runtime)
     model = pipeline.build_model(model_args, vectorizer, 4)
     pipeline.compile_model(model, train_args, runtime, int(batches["train"].cardinality()) * (args.epochs + 1), 4)
-    return time_training(model, batches["train"], num_train, args.epochs, args.warmup_steps)
+    return model, batches["train"]
+
+
+def interleaved_rates(setups, num_examples, epochs, warmup_steps):
+    """The median per-epoch examples/s of each ``(model, dataset)``, their epochs taking turns.
+
+    Taking turns exposes every model to the same drift in machine load (other
+    processes, CPU frequency), and the median drops the odd disturbed epoch.
+    """
+    for model, dataset in setups:
+        warm_up(model, dataset, warmup_steps)
+    rates = [[] for _ in setups]
+    for _ in range(epochs):
+        for (model, dataset), model_rates in zip(setups, rates):
+            model_rates.append(epoch_rate(model, dataset, num_examples))
+    return [float(np.median(model_rates)) for model_rates in rates]
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default="", help="AG News folder ('' = $TFNLP_DATA_DIR, else tfds).")
     parser.add_argument("--max-train-examples", type=int, default=None, help="Train on the first N examples.")
-    parser.add_argument("--epochs", type=int, default=1, help="Timed epochs per model.")
+    parser.add_argument("--epochs", type=int, default=5, help="Timed epochs per model (the median is shown).")
     parser.add_argument("--warmup-steps", type=int, default=10, help="Untimed steps before timing.")
     parser.add_argument("--output-dir", default="/tmp/tfnlp-bench-agnews", help="Scratch folder.")
     parser.add_argument("--skip-lesson", action="store_true", help="Time only the pipeline's model.")
@@ -118,10 +141,13 @@ def main(argv=None):
     splits, _ = pipeline.load_splits(pipeline.DataArguments(data_dir=args.data_dir,
                                                             max_train_examples=args.max_train_examples))
     num_train = pipeline.count_examples(splits["train"])
-    lesson = None if args.skip_lesson else bench_lesson(splits, num_train, args)
-    defaults = bench_defaults(splits, num_train, args, args.overrides)
+    setups = [] if args.skip_lesson else [lesson_setup(splits)]
+    setups.append(defaults_setup(splits, args, args.overrides))
+    *lesson, defaults = interleaved_rates(setups, num_train, args.epochs, args.warmup_steps)
+    lesson = lesson[0] if lesson else None
     print(f"\nTraining speed on {num_train} AG News examples, {args.epochs} epoch(s), "
-          f"{tf.config.threading.get_intra_op_parallelism_threads() or 'all'} threads")
+          f"{tf.config.threading.get_intra_op_parallelism_threads() or 'all'} threads "
+          f"(median epoch; the models' epochs take turns)")
     print(f"| {'model':<55} | {'examples/s':>10} |")
     print(f"| {'-' * 55} | {'-' * 10} |")
     if lesson is not None:

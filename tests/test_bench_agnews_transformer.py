@@ -43,7 +43,8 @@ def run_bench(data_root, tmp_path, capsys, monkeypatch, *flags):
 
 def test_benchmark_prints_both_models_and_their_ratio_last(data_root, tmp_path, capsys, monkeypatch):
     lines, built = run_bench(data_root, tmp_path, capsys, monkeypatch)
-    assert re.fullmatch(r"Training speed on 24 AG News examples, 1 epoch\(s\), (\d+|all) threads", lines[0])
+    assert re.fullmatch(r"Training speed on 24 AG News examples, 1 epoch\(s\), (\d+|all) threads "
+                        r"\(median epoch; the models' epochs take turns\)", lines[0])
     assert lines[1] == f"| {'model':<55} | examples/s |" and lines[2] == f"| {'-' * 55} | {'-' * 10} |"
     lesson = LESSON_ROW.match(lines[3])
     defaults = DEFAULTS_ROW.match(lines[4])
@@ -62,3 +63,27 @@ def test_skip_lesson_times_only_the_pipeline_model(data_root, tmp_path, capsys, 
     assert len(lines) == 5 and DEFAULTS_ROW.match(lines[3])
     assert not any("lesson" in line or "nan" in line for line in lines)
     assert re.fullmatch(r"defaults: \d+ examples/s", lines[4])
+
+
+def test_models_take_turns_epoch_by_epoch_and_the_median_epoch_is_reported(monkeypatch):
+    calls = []
+
+    class FakeModel:
+        def __init__(self, name):
+            self.name = name
+
+        def fit(self, dataset, epochs, verbose):
+            calls.append((self.name, "warm-up" if dataset == "head" else "epoch"))
+
+    class FakeDataset:
+        def take(self, steps):
+            return "head"
+
+    clock = iter([0.0, 1.0, 10.0, 12.0, 20.0, 24.0, 30.0, 30.5, 40.0, 41.0, 50.0, 52.0])
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: next(clock))
+    rates = bench.interleaved_rates([(FakeModel("lesson"), FakeDataset()), (FakeModel("defaults"), FakeDataset())],
+                                    num_examples=100, epochs=3, warmup_steps=2)
+    assert calls == [("lesson", "warm-up"), ("defaults", "warm-up")] + [
+        ("lesson", "epoch"), ("defaults", "epoch")] * 3
+    # Lesson epochs took 1, 4 and 1 s; the defaults' 2, 0.5 and 2 s.
+    assert rates == [100.0, 50.0]

@@ -543,6 +543,56 @@ def test_optimizer_warms_up_then_decays_and_skips_decay_on_norms_and_biases():
         assert not optimizer._do_use_weight_decay(name)
 
 
+def lazy_and_dense_steps(rows, steps=3, weight_decay=0.05, name="table"):
+    """The same embedding table after ``steps`` AdamW steps on the loss sum(table[rows]**2), dense and lazy."""
+    results = []
+    for lazy in (False, True):
+        table = tf.Variable(np.random.RandomState(0).normal(size=(6, 3)).astype("float32"), name=name)
+        optimizer = create_optimizer(0.1, 100, warmup_ratio=0.0, weight_decay=weight_decay, lazy_sparse_updates=lazy)
+        for _ in range(steps):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(tf.gather(table, rows) ** 2)
+            gradient = tape.gradient(loss, table)
+            assert isinstance(gradient, tf.IndexedSlices)
+            optimizer.apply_gradients([(gradient, table)])
+        results.append((optimizer, table))
+    return results
+
+
+def test_lazy_optimizer_matches_adamw_when_every_row_is_used():
+    (dense_optimizer, dense), (lazy_optimizer, lazy) = lazy_and_dense_steps([0, 1, 2, 3, 4, 5, 1])
+    assert type(dense_optimizer).__name__ == "AdamWeightDecay"
+    assert type(lazy_optimizer).__name__ == "LazyAdamWeightDecay"
+    np.testing.assert_allclose(lazy.numpy(), dense.numpy(), rtol=0, atol=1e-6)
+    for slot in ("m", "v"):
+        np.testing.assert_allclose(lazy_optimizer.get_slot(lazy, slot), dense_optimizer.get_slot(dense, slot),
+                                   rtol=1e-6, atol=1e-9)
+
+
+def test_lazy_optimizer_updates_only_the_rows_a_batch_uses():
+    initial = np.random.RandomState(0).normal(size=(6, 3)).astype("float32")
+    (_, dense), (lazy_optimizer, lazy) = lazy_and_dense_steps([0, 2, 2])
+    dense, lazy_values, unused = dense.numpy(), lazy.numpy(), [1, 3, 4, 5]
+    np.testing.assert_allclose(lazy_values[[0, 2]], dense[[0, 2]], rtol=0, atol=1e-6)  # Used rows: as AdamW.
+    np.testing.assert_array_equal(lazy_values[unused], initial[unused])  # Unused rows: untouched...
+    assert np.abs(dense[unused] - initial[unused]).max() > 1e-4  # ...where AdamW's weight decay moves them.
+    for slot in ("m", "v"):
+        moments = lazy_optimizer.get_slot(lazy, slot).numpy()
+        assert not moments[unused].any() and moments[[0, 2]].all()
+
+
+def test_lazy_optimizer_skips_weight_decay_on_excluded_names_and_applies_dense_gradients_as_adamw():
+    (_, dense), (_, lazy) = lazy_and_dense_steps([0, 2], name="layer_norm/gamma")
+    np.testing.assert_allclose(lazy.numpy(), dense.numpy(), rtol=0, atol=1e-6)  # No decay on unused rows either.
+    results = []
+    for lazy_updates in (False, True):
+        kernel = tf.Variable(np.ones((2, 2), np.float32), name="kernel")
+        optimizer = create_optimizer(0.1, 10, warmup_ratio=0.0, lazy_sparse_updates=lazy_updates)
+        optimizer.apply_gradients([(tf.constant([[1.0, -2.0], [0.5, 0.0]]), kernel)])
+        results.append(kernel.numpy())
+    np.testing.assert_array_equal(results[1], results[0])
+
+
 @pytest.mark.parametrize("options, message", [
     (dict(learning_rate=0, num_train_steps=10), "learning_rate"),
     (dict(learning_rate=1e-3, num_train_steps=0), "num_train_steps"),
