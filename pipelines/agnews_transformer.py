@@ -10,7 +10,10 @@ last completed epoch.
 
 The defaults tokenize with the packaged all-MiniLM-L6-v2 WordPiece vocabulary
 (in-graph) and use its frozen WordPiece vectors, projected to a narrow
-Transformer that is trained from scratch with the classifier. The lesson
+Transformer that is trained from scratch with the classifier, next to a bag of
+hashed WordPiece bigrams (fastText's; `tfnlp.layers.HashedNgramBag`). The
+last epoch is tested and exported (``--restore-best-epoch`` for the best one on
+validation). The lesson
 notebook's configuration (TextVectorization 20,000 tokens, texts padded to
 256, embedding 32, 2 heads, feed-forward 32) is
 ``--args-file pipelines/configs/agnews_transformer_lesson.json``.
