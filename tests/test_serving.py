@@ -187,3 +187,34 @@ def test_bad_input_gives_valid_probabilities_through_predict_and_the_signature(c
     alone = signature(text=tf.constant(BAD_TEXTS[4:5]))["probabilities"].numpy()
     together = signature(text=tf.constant(BAD_TEXTS))["probabilities"].numpy()[4:5]
     np.testing.assert_allclose(alone, together, atol=1e-5)
+
+
+def test_export_leaves_out_the_optimizer_state_and_keeps_it_for_training(tmp_path):
+    """A compiled, trained classifier (nested in a text model, as the fit scripts export it) is saved without
+    its Adam moments; afterwards the optimizer is still attached, tracked and training goes on."""
+    from tfnlp.serving import export_text_classifier
+    from tfnlp.training.optimization import create_optimizer
+
+    vectorizer = build_text_vectorizer(["stocks fell", "team won the cup", "bank rates rose"], vocabulary_size=20)
+    inner = build_transformer_classifier(None, num_classes=2, vocabulary_size=20, sequence_length=8,
+                                         embedding_dim=8, num_heads=2, intermediate_dim=8)
+    inner.compile(create_optimizer(1e-2, 10), tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    ids, labels = vectorizer(tf.constant(["stocks fell", "team won the cup"])), np.array([0, 1])
+    inner.fit(ids, labels, verbose=0)
+    optimizer = inner.optimizer
+    text = tf_keras.Input(shape=(), dtype=tf.string, name="text")
+    # The control: a plain SavedModel of the same model holds the optimizer's variables.
+    tf.saved_model.save(TextClassifierModule(tf_keras.Model(text, inner(vectorizer(text))), ["a", "b"]),
+                        str(tmp_path / "plain"))
+    plain = tf.train.load_checkpoint(str(tmp_path / "plain" / "variables" / "variables"))
+    assert [name for name in plain.get_variable_to_shape_map() if "optimizer" in name.lower()]
+    path = export_text_classifier(tf_keras.Model(text, inner(vectorizer(text))), ["a", "b"], str(tmp_path))["path"]
+    saved = tf.train.load_checkpoint(os.path.join(path, "variables", "variables")).get_variable_to_shape_map()
+    assert not [name for name in saved if "optimizer" in name.lower()]
+    assert sum(np.prod(shape) for shape in saved.values()) == pytest.approx(inner.count_params(), rel=0.01)
+    # Still attached and tracked: a checkpoint of the model holds the optimizer, and training continues.
+    assert inner.optimizer is optimizer
+    prefix = tf.train.Checkpoint(model=inner).save(str(tmp_path / "ckpt" / "model"))
+    assert any("optimizer" in name for name, _ in tf.train.list_variables(prefix))
+    inner.fit(ids, labels, verbose=0)
+    assert int(optimizer.iterations) == 2

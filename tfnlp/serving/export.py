@@ -1,5 +1,6 @@
 """Versioned, atomic SavedModel export (``<base_dir>/<version>/``, as TF Serving expects)."""
 
+import contextlib
 import logging
 import os
 import re
@@ -7,6 +8,7 @@ import re
 import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 
 import tensorflow as tf
+import tf_keras
 
 from tfnlp.serving.text_classifier_module import TextClassifierModule
 from tfnlp.utils import atomic_directory
@@ -91,6 +93,29 @@ SMOKE_TEXTS = (
 )
 
 
+@contextlib.contextmanager
+def optimizers_untracked(model):
+    """Within the block, the optimizers of ``model`` and of the Keras models inside it are not saved.
+
+    A compiled Keras model tracks its optimizer, so a SavedModel of it also
+    holds the optimizer's slots (Adam's two moments per weight), which serving
+    never reads. The optimizers stay attached and are tracked again on exit, so
+    training and checkpoints afterwards are unaffected.
+    """
+    untracked = []
+    for module in [model, *model.submodules]:
+        optimizer = getattr(module, "optimizer", None) if isinstance(module, tf_keras.Model) else None
+        if optimizer is not None and any(dependency.name == "optimizer"
+                                         for dependency in module._checkpoint_dependencies):
+            module._delete_tracking("optimizer")  # tf_keras has no public way to save without it.
+            untracked.append((module, optimizer))
+    try:
+        yield
+    finally:
+        for module, optimizer in untracked:
+            module._track_trackable(optimizer, name="optimizer", overwrite=True)
+
+
 def export_text_classifier(model, class_names, base_dir, *, outputs_logits=True, smoke_texts=SMOKE_TEXTS):
     """Exports a raw-text classifier with `TextClassifierModule`'s signature, then reloads and checks it.
 
@@ -109,7 +134,8 @@ def export_text_classifier(model, class_names, base_dir, *, outputs_logits=True,
     """
     module = TextClassifierModule(model, class_names, outputs_logits=outputs_logits)
     expected = module.serving_default(tf.constant(list(smoke_texts)))["probabilities"].numpy()
-    path = export_saved_model(module, base_dir, module.signatures())
+    with optimizers_untracked(model):  # Serving needs the weights, not the Adam moments (twice their size).
+        path = export_saved_model(module, base_dir, module.signatures())
     outputs = reload_smoke_check(path, list(smoke_texts), expected)
     labels = [label.decode() for label in outputs["label"]]
     logger.info("exported %s; reloaded predictions %s", path, labels)
