@@ -57,6 +57,9 @@ class ModelArguments:
     freeze_pretrained_embeddings: bool = field(True, "Keep the pretrained vectors fixed while training.")
     pool_pretrained_embeddings: bool = field(True, "Concatenate the mean of the pretrained vectors to the "
                                                    "pooled Transformer output.")
+    pretrained_components: int = field(0, "Keep only the top principal components of the frozen pretrained "
+                                          "vectors (computed once; less to gather per token, a smaller export); "
+                                          "0 = the full width.")
     learn_token_embeddings: bool = field(True, "Also learn task-specific token embeddings from scratch, added "
                                                "to the projected pretrained vectors.")
     vocabulary_size: int = field(20000, "TextVectorization vocabulary size (text_vectorization only).")
@@ -78,6 +81,11 @@ class ModelArguments:
             raise ValueError("--sequence-length must be at least 2")
         if not 0 <= self.dropout < 1:
             raise ValueError("--dropout must lie in [0, 1)")
+        if self.pretrained_components < 0:
+            raise ValueError("--pretrained-components must be 0 (the full width) or positive")
+        if self.pretrained_components and self.pretrained_embeddings and not self.freeze_pretrained_embeddings:
+            raise ValueError("--pretrained-components reduces frozen pretrained vectors only: it cannot be "
+                             "combined with --no-freeze-pretrained-embeddings")
         if self.ngram_buckets < 0:
             raise ValueError("--ngram-buckets must be 0 (no n-gram bag) or positive")
         self.ngram_order_list()  # Validates --ngram-orders.
@@ -148,6 +156,7 @@ def build_model(model_args, vectorizer, num_classes):
                 pretrained_embeddings=pretrained.load_embedding_matrices(model_args.pretrained or None),
                 freeze_pretrained_embeddings=model_args.freeze_pretrained_embeddings,
                 pool_pretrained_embeddings=model_args.pool_pretrained_embeddings,
+                pretrained_components=model_args.pretrained_components or None,
                 learn_token_embeddings=model_args.learn_token_embeddings)
     else:
         options["vocabulary_size"] = vectorizer.vocabulary_size()

@@ -5,6 +5,7 @@ defaults are the real training configuration and are never relied on here.
 """
 
 import csv
+import dataclasses
 import json
 import os
 import subprocess
@@ -130,6 +131,8 @@ def test_help_lists_the_options(capsys):
     (["--ngram-orders", "2,x"], "--ngram-orders"),
     (["--ngram-orders", "0"], "--ngram-orders"),
     (["--ngram-orders", "2,2"], "--ngram-orders"),
+    (["--pretrained-components", "-1"], "--pretrained-components"),
+    (["--no-freeze-pretrained-embeddings", "--pretrained-components", "64"], "--pretrained-components"),
 ])
 def test_invalid_values_are_usage_errors_naming_the_option(capsys, tmp_path, argv, option):
     with pytest.raises(SystemExit) as exit_info:
@@ -138,6 +141,19 @@ def test_invalid_values_are_usage_errors_naming_the_option(capsys, tmp_path, arg
     err = capsys.readouterr().err
     assert err.startswith("usage:") and option in err
     assert not os.path.exists(tmp_path / "run")  # Nothing is written before the arguments are valid.
+
+
+def test_pretrained_components_reach_the_model(monkeypatch):
+    rng = np.random.default_rng(0)
+    monkeypatch.setattr(pipeline.pretrained, "load_embedding_matrices",
+                        lambda name=None: {"word_embeddings": rng.normal(size=(50, 12)).astype(np.float32)})
+    wordpiece = types.SimpleNamespace(vocabulary_size=50)
+    model_args = parse_arguments("", pipeline.ModelArguments, argv=[
+        "--pretrained-components", "5", "--embedding-dim", "8", "--ngram-buckets", "0"])[0]
+    model = pipeline.build_model(model_args, wordpiece, num_classes=4)
+    assert model.get_layer("pretrained_token_embedding").embeddings.shape == (50, 5)
+    full = pipeline.build_model(dataclasses.replace(model_args, pretrained_components=0), wordpiece, num_classes=4)
+    assert full.get_layer("pretrained_token_embedding").embeddings.shape == (50, 12)
 
 
 def test_validation_size_is_a_fraction_or_a_count():

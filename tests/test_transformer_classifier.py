@@ -378,7 +378,8 @@ def test_pretrained_tables_of_the_wrong_shape_are_rejected(vectorizer, change, m
     ("keras", dict()),
     ("tf", dict()),
     ("keras", dict(freeze_pretrained_embeddings=False, learn_token_embeddings=True)),
-], ids=["keras", "tf", "keras_trainable_with_learned_tokens"])
+    ("tf", dict(pretrained_components=5, learn_token_embeddings=True)),
+], ids=["keras", "tf", "keras_trainable_with_learned_tokens", "tf_principal_components"])
 def test_pretrained_model_saves_and_reloads_with_identical_outputs(vectorizer, tmp_path, save_format, options):
     model, _ = pretrained_classifier(vectorizer, **options)
     path = str(tmp_path / ("classifier.keras" if save_format == "keras" else "classifier"))
@@ -393,6 +394,72 @@ def test_pretrained_model_saves_and_reloads_with_identical_outputs(vectorizer, t
     assert len(reloaded.trainable_weights) == len(model.trainable_weights)
     frozen = options.get("freeze_pretrained_embeddings", True)
     assert refs(pretrained_weights(reloaded)).isdisjoint(refs(reloaded.trainable_weights)) == frozen
+
+
+# Principal components of the frozen pretrained vectors.
+
+def test_principal_components_are_centered_uncorrelated_ordered_and_unit_variance():
+    rng = np.random.default_rng(1)
+    mixing = np.linalg.qr(rng.normal(size=(6, 6)))[0]  # The components hide in a rotated basis.
+    vectors = (rng.normal(size=(2000, 6)) * np.array([6.0, 4, 3, 1, 0.5, 0.1])) @ mixing.T + 3.0
+    reduced = transformer_classifier.principal_components(vectors, 3)
+    assert reduced.shape == (2000, 3) and reduced.dtype == np.float32
+    np.testing.assert_allclose(reduced.mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(reduced.std(), 1, rtol=1e-5)
+    covariance = np.cov(reduced, rowvar=False)
+    np.testing.assert_allclose(covariance - np.diag(np.diag(covariance)), 0, atol=1e-4)
+    variances = reduced.var(axis=0)
+    assert variances[0] > variances[1] > variances[2]
+    # The directions found are the hidden ones: the top 3 explain what the top 3 scales put there.
+    full = transformer_classifier.principal_components(vectors, 6).astype(np.float64)
+    np.testing.assert_allclose(np.abs(reduced / reduced.std()), np.abs(full[:, :3] / full[:, :3].std()), rtol=1e-3,
+                               atol=1e-3)
+    explained = full.var(axis=0)[:3].sum() / full.var(axis=0).sum()
+    assert explained == pytest.approx((36 + 16 + 9) / (36 + 16 + 9 + 1 + 0.25 + 0.01), rel=0.05)
+
+
+def test_principal_components_do_not_depend_on_row_order_and_reject_bad_counts():
+    vectors = np.random.default_rng(2).normal(size=(300, 5)) * np.arange(5, 0, -1)
+    order = np.random.default_rng(3).permutation(300)
+    np.testing.assert_allclose(transformer_classifier.principal_components(vectors[order], 2),
+                               transformer_classifier.principal_components(vectors, 2)[order], atol=1e-5)
+    for components in (0, 6):
+        with pytest.raises(ValueError, match=r"`components` must lie in \[1, 5\]"):
+            transformer_classifier.principal_components(vectors, components)
+
+
+def test_frozen_pretrained_table_keeps_the_principal_components_of_the_normalized_vectors(vectorizer):
+    model, tables = pretrained_classifier(vectorizer, pretrained_components=5)
+    normalized = layer_normalized(tables["word_embeddings"], tables["layer_norm_gamma"], tables["layer_norm_beta"])
+    table = model.get_layer("pretrained_token_embedding").embeddings
+    assert table.shape == (vectorizer.vocabulary_size(), 5)
+    assert table.ref() not in refs(model.trainable_weights)
+    np.testing.assert_allclose(table, transformer_classifier.principal_components(normalized, 5), atol=1e-4)
+    assert model.get_layer("token_projection").kernel.shape == (5, TINY["embedding_dim"])
+    pooled, _ = pretrained_classifier(vectorizer, pretrained_components=5, pool_pretrained_embeddings=True)
+    assert pooled.get_layer("pretrained_pooling").output_shape == (None, 5)
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(pretrained_components=PRETRAINED_WIDTH + 1), r"`pretrained_components` \(13\) exceeds the width of the "
+                                                       r"pretrained vectors \(12\)"),
+    (dict(pretrained_components=4, freeze_pretrained_embeddings=False),
+     r"`pretrained_components` needs frozen pretrained embeddings"),
+    (dict(pretrained_components=0), r"pretrained_components"),
+], ids=["wider_than_the_vectors", "trainable_table", "zero"])
+def test_bad_pretrained_components_are_rejected(vectorizer, options, message):
+    with pytest.raises(ValueError, match=message):
+        pretrained_classifier(vectorizer, **options)
+
+
+def test_principal_components_model_trains_and_keeps_its_table_fixed(vectorizer):
+    model, _ = pretrained_classifier(vectorizer, pretrained_components=4, learn_token_embeddings=True)
+    table = model.get_layer("pretrained_token_embedding").embeddings.numpy()
+    model.compile(optimizer=tf_keras.optimizers.Adam(0.05),
+                  loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    history = model.fit(tf.constant(TEXTS), tf.constant(LABELS), epochs=30, verbose=0).history
+    assert history["accuracy"][-1] == 1.0
+    np.testing.assert_array_equal(model.get_layer("pretrained_token_embedding").embeddings, table)
 
 
 # The bag of hashed n-grams.

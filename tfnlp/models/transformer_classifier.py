@@ -69,6 +69,7 @@ def build_transformer_classifier(
     freeze_pretrained_embeddings=True,
     pool_pretrained_embeddings=True,
     learn_token_embeddings=False,
+    pretrained_components=None,
     ngram_buckets=0,
     ngram_orders=(2,),
     ngram_dim=None,
@@ -136,6 +137,14 @@ def build_transformer_classifier(
             add it to the projected pretrained vectors: the pretrained part
             carries general knowledge, the learned part what is specific to
             the task. Defaults to `False`.
+        pretrained_components: int or None. With frozen
+            `pretrained_embeddings`, keep only the top `pretrained_components`
+            principal components of the normalized pretrained vectors
+            (computed once, here), scaled to unit variance overall: a token
+            then costs a gather of `pretrained_components` floats instead of
+            the full width, and the saved table shrinks alike. The trained
+            projection sees the directions that carry most of the variance.
+            Defaults to `None` (the full width).
         ngram_buckets: int. With `ngram_buckets > 0`, a `HashedNgramBag`
             (fastText's bag of hashed n-grams, with that many buckets) of the
             token ids is concatenated to the pooled Transformer output: word
@@ -176,7 +185,8 @@ def build_transformer_classifier(
                                       name="token_and_position_embedding")(token_ids)
     else:
         words = _pretrained_token_vectors(token_ids, pretrained_embeddings, vocabulary_size,
-                                          trainable=not freeze_pretrained_embeddings)
+                                          trainable=not freeze_pretrained_embeddings,
+                                          components=pretrained_components)
         if pool_pretrained_embeddings:
             pooled_extra.append(MaskedMeanPooling(name="pretrained_pooling")(words, padding_mask=padding_mask))
         x = tf_keras.layers.Dense(embedding_dim, name="token_projection")(words)
@@ -202,11 +212,12 @@ def build_transformer_classifier(
     return tf_keras.Model(inputs, logits, name=name)
 
 
-def _pretrained_token_vectors(token_ids, tables, vocabulary_size, trainable):
+def _pretrained_token_vectors(token_ids, tables, vocabulary_size, trainable, components=None):
     """Pretrained WordPiece vectors for ``token_ids``, normalized by the BERT's embedding LayerNorm.
 
     LayerNorm acts on each vector alone, so for a frozen table it is applied once
-    to the table here instead of to every token of every batch.
+    to the table here instead of to every token of every batch (and, with
+    ``components``, the table is reduced to its principal components).
     """
     word_embeddings = np.asarray(tables["word_embeddings"], dtype=np.float32)
     if word_embeddings.ndim != 2 or word_embeddings.shape[0] != vocabulary_size:
@@ -218,17 +229,66 @@ def _pretrained_token_vectors(token_ids, tables, vocabulary_size, trainable):
     if gamma.shape != (width,) or beta.shape != (width,):
         raise ValueError(f"pretrained layer_norm_gamma/beta of shapes {gamma.shape}/{beta.shape} do not fit "
                          f"vectors of width {width}")
-    embedding = tf_keras.layers.Embedding(vocabulary_size, width, trainable=trainable,
-                                          name="pretrained_token_embedding")
+    if components is not None:
+        components = check_positive_int("pretrained_components", components)
+        if trainable:
+            raise ValueError("`pretrained_components` needs frozen pretrained embeddings "
+                             "(`freeze_pretrained_embeddings=True`).")
+        if components > width:
+            raise ValueError(f"`pretrained_components` ({components}) exceeds the width of the pretrained "
+                             f"vectors ({width}).")
     if not trainable:
+        table = _layer_normalize(word_embeddings, gamma, beta)
+        if components is not None:
+            table = principal_components(table, components)
+        embedding = tf_keras.layers.Embedding(vocabulary_size, table.shape[1], trainable=False,
+                                              name="pretrained_token_embedding")
         words = embedding(token_ids)
-        embedding.set_weights([_layer_normalize(word_embeddings, gamma, beta)])
+        embedding.set_weights([table])
         return words
+    embedding = tf_keras.layers.Embedding(vocabulary_size, width, trainable=True, name="pretrained_token_embedding")
     layer_norm = tf_keras.layers.LayerNormalization(epsilon=1e-12, name="pretrained_layer_norm")
     words = layer_norm(embedding(token_ids))
     embedding.set_weights([word_embeddings])
     layer_norm.set_weights([gamma, beta])
     return words
+
+
+def principal_components(vectors, components):
+    """The rows of ``vectors`` in the basis of their top ``components`` principal components.
+
+    The rows are centered and projected on the leading eigenvectors of their
+    covariance (largest variance first, each signed so that its largest entry
+    is positive, so the result does not depend on the eigensolver), then
+    scaled so that all the values have unit variance together: the relative
+    variances of the components are kept.
+
+    Args:
+        vectors: float array `[rows, width]`.
+        components: int in `[1, width]`. Components kept.
+
+    Returns:
+        float32 array `[rows, components]`.
+
+    Example:
+
+    >>> rng = np.random.default_rng(0)
+    >>> vectors = rng.normal(size=(500, 8)) * np.array([5, 4, 3, 2, 1, 1, 1, 1])
+    >>> reduced = principal_components(vectors, 3)
+    >>> reduced.shape, round(float(reduced.std()), 3)
+    ((500, 3), 1.0)
+    >>> bool(np.all(np.diff(reduced.var(axis=0)) < 0))  # Largest variance first.
+    True
+    """
+    vectors = np.asarray(vectors, dtype=np.float64)
+    if not 1 <= components <= vectors.shape[1]:
+        raise ValueError(f"`components` must lie in [1, {vectors.shape[1]}], received {components}.")
+    centered = vectors - vectors.mean(axis=0)
+    _, eigenvectors = np.linalg.eigh(centered.T @ centered)
+    basis = eigenvectors[:, ::-1][:, :components]
+    basis *= np.sign(basis[np.abs(basis).argmax(axis=0), np.arange(components)])
+    reduced = centered @ basis
+    return (reduced / reduced.std()).astype(np.float32)
 
 
 def _layer_normalize(vectors, gamma, beta, epsilon=1e-12):
