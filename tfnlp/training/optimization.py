@@ -90,7 +90,6 @@ def create_optimizer(learning_rate, num_train_steps, *, warmup_ratio=0.1, weight
     optimizer.weight_decay_rate = weight_decay
     if lazy_sparse_updates:
         config = optimizer.get_config()
-        config.pop("name", None)
         optimizer = LazyAdamWeightDecay(
             learning_rate=optimizer._get_hyper("learning_rate"), beta_1=config["beta_1"], beta_2=config["beta_2"],
             epsilon=config["epsilon"], weight_decay_rate=weight_decay,
