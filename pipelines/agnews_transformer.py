@@ -11,9 +11,12 @@ last completed epoch.
 The defaults tokenize with the packaged all-MiniLM-L6-v2 WordPiece vocabulary
 (in-graph) and use its frozen WordPiece vectors, projected to a narrow
 Transformer that is trained from scratch with the classifier, next to a bag of
-hashed WordPiece bigrams (fastText's; `tfnlp.layers.HashedNgramBag`). The
-last epoch is tested and exported (``--restore-best-epoch`` for the best one on
-validation). The lesson
+hashed WordPiece bigrams (fastText's; `tfnlp.layers.HashedNgramBag`). While
+training, the pooled text vector also learns to predict the frozen MiniLM's
+sentence embedding of each text (`tfnlp.models.SentenceEmbeddingDistiller`;
+the embeddings are computed once and cached in <output-dir>/teacher); the
+export is the classifier alone. The last epoch is tested and exported
+(``--restore-best-epoch`` for the best one on validation). The lesson
 notebook's configuration (TextVectorization 20,000 tokens, texts padded to
 256, embedding 32, 2 heads, feed-forward 32) is
 ``--args-file pipelines/configs/agnews_transformer_lesson.json``.
@@ -29,10 +32,11 @@ import tf_keras
 
 from tfnlp import pretrained
 from tfnlp.data.batching import bucketed_splits
-from tfnlp.models import build_text_vectorizer, build_transformer_classifier
+from tfnlp.models import SentenceEmbeddingDistiller, build_text_vectorizer, build_transformer_classifier
 from tfnlp.serving import export_text_classifier
 from tfnlp.text import BertTokenizer
 from tfnlp.training import Runtime, RuntimeArguments, field, parse_arguments
+from tfnlp.training.distillation import sentence_embeddings
 from tfnlp.training.evaluation import fit_and_evaluate
 from tfnlp.training.losses import SparseCategoricalCrossentropyWithSmoothing
 from tfnlp.training.optimization import create_optimizer
@@ -114,6 +118,14 @@ class TrainingArguments:
     label_smoothing: float = field(0.1, "Label smoothing of the cross-entropy, in [0, 1).")
     lazy_embedding_updates: bool = field(True, "Update only the embedding rows each batch uses (LazyAdam): the "
                                                "bigram and token tables cost what a batch touches, not their size.")
+    distillation_weight: float = field(3.0, "Weight of the sentence-embedding distillation loss: the classifier's "
+                                            "pooled text vector also predicts (through a dense head used only in "
+                                            "training) the frozen teacher BERT's unit-length mean-pooled embedding "
+                                            "of each training text, computed once before training and cached in "
+                                            "<output-dir>/teacher; the loss adds this weight times the cosine "
+                                            "distance. 0 = no teacher.")
+    distillation_teacher: str = field("", "The teacher BERT: '' = the --pretrained one (packaged all-MiniLM-L6-v2 "
+                                          "by default), a local HF folder, or a hub name.")
     restore_best_epoch: bool = field(False, "Test and export the epoch with the best validation accuracy; else "
                                             "the last epoch (the learning rate has decayed to 0 there).")
     export_dir: str = field("saved_models/agnews_transformer", "Export base folder; the SavedModel goes to "
@@ -123,6 +135,22 @@ class TrainingArguments:
         check_optimization_arguments(self)
         if not 0 <= self.label_smoothing < 1:
             raise ValueError("--label-smoothing must lie in [0, 1)")
+        if self.distillation_weight < 0:
+            raise ValueError("--distillation-weight must be >= 0 (0 = no teacher)")
+
+
+def attach_teacher_embeddings(train, model_args, train_args, runtime):
+    """``(text, label)`` -> ``(text, (label, teacher embedding))``, the embeddings computed once and cached.
+
+    Returns:
+        (dataset, teacher width, seconds spent encoding; 0.0 when read from ``<output-dir>/teacher/train.npz``).
+    """
+    texts = list(train.map(lambda text, label: text).as_numpy_iterator())
+    teacher = train_args.distillation_teacher or model_args.pretrained or None
+    embeddings, seconds = sentence_embeddings(texts, teacher, cache_path=runtime.path("teacher", "train.npz"),
+                                              sequence_length=model_args.sequence_length)
+    pairs = tf.data.Dataset.zip((train, tf.data.Dataset.from_tensor_slices(embeddings)))
+    return pairs.map(lambda example, vector: (example[0], (example[1], vector))), embeddings.shape[1], seconds
 
 
 def build_vectorizer(args, train):
@@ -163,6 +191,14 @@ def build_model(model_args, vectorizer, num_classes):
     return build_transformer_classifier(None, **options)
 
 
+def build_trainer(model, train_args, teacher_dim):
+    """The model that is fitted: ``model`` itself, or a `SentenceEmbeddingDistiller` around it (teacher_dim set)."""
+    if not teacher_dim:
+        return model
+    return SentenceEmbeddingDistiller(model, "dropout", teacher_dim, train_args.distillation_weight,
+                                      name="distiller")
+
+
 def compile_model(model, train_args, runtime, num_train_steps, num_classes):
     """AdamW with warm-up and decay over ``num_train_steps``, smoothed cross-entropy, accuracy."""
     model.compile(
@@ -190,6 +226,11 @@ def main(argv=None):
     runtime.write_config(data=data_args, model=model_args, training=train_args, runtime=runtime_args)
 
     splits, class_names = load_splits(data_args)
+    teacher_dim, teacher_seconds = None, 0.0
+    if train_args.distillation_weight:
+        splits["train"], teacher_dim, teacher_seconds = attach_teacher_embeddings(
+            splits["train"], model_args, train_args, runtime)
+        runtime.reseed()  # The same initial weights whether the teacher ran or its embeddings were cached.
     vectorizer = build_vectorizer(model_args, splits["train"])
     batches = make_batches(splits, vectorizer, model_args, train_args, runtime)
     num_train = count_examples(splits["train"])
@@ -197,13 +238,16 @@ def main(argv=None):
 
     with runtime.scope():
         model = build_model(model_args, vectorizer, len(class_names))
-        compile_model(model, train_args, runtime, steps_per_epoch * train_args.epochs, len(class_names))
+        trainer = build_trainer(model, train_args, teacher_dim)
+        compile_model(trainer, train_args, runtime, steps_per_epoch * train_args.epochs, len(class_names))
     model.summary(print_fn=logger.info)
 
-    metrics, _ = fit_and_evaluate(model, runtime, batches, epochs=train_args.epochs, num_train=num_train,
+    metrics, _ = fit_and_evaluate(trainer, runtime, batches, epochs=train_args.epochs, num_train=num_train,
                                   class_names=class_names, restore_best=train_args.restore_best_epoch)
-    logger.info("test accuracy %.4f, training %.0f s, %.0f examples/s", metrics["test"]["accuracy"],
-                metrics["train_wall_seconds"], metrics["train_examples_per_second"] or float("nan"))
+    metrics["teacher_seconds"] = teacher_seconds
+    logger.info("test accuracy %.4f, training %.0f s (teacher embeddings %.0f s), %.0f examples/s",
+                metrics["test"]["accuracy"], metrics["train_wall_seconds"], teacher_seconds,
+                metrics["train_examples_per_second"] or float("nan"))
 
     if train_args.export_dir and runtime.is_chief:
         metrics["export"] = export_text_classifier(export_model(model, vectorizer, model_args.sequence_length),

@@ -8,6 +8,7 @@ import csv
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -23,13 +24,13 @@ import tf_keras
 from helpers import AG_NEWS_CLASS_NAMES as CLASS_NAMES, topic_rows, write_ag_news_folder
 from pipelines import agnews_transformer as pipeline
 from tfnlp.data.batching import batch_by_length, encode_texts
-from tfnlp.models import build_text_vectorizer
+from tfnlp.models import SentenceEmbeddingDistiller, build_text_vectorizer
 from tfnlp.training import Runtime, parse_arguments
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--tokenizer", "text_vectorization", "--no-pretrained-embeddings", "--embedding-dim", "8",
         "--num-heads", "2", "--intermediate-dim", "8", "--sequence-length", "32", "--epochs", "2",
-        "--batch-size", "8"]
+        "--batch-size", "8", "--distillation-weight", "0"]
 SERVING_TEXTS = ["", "   \n\t ", "x" * 100_000, "stocks fell " * 8_000, "Учёные представили новый процессор 😀",
                  "東京株式市場", "the striker scored twice in the cup final"]
 
@@ -109,7 +110,8 @@ def test_help_lists_the_options(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     for option in ("--data-dir", "--tokenizer", "--embedding-dim", "--epochs", "--export-dir", "--strategy",
-                   "--mixed-precision", "--jit-compile", "--seed", "--args-file"):
+                   "--mixed-precision", "--jit-compile", "--seed", "--args-file", "--distillation-weight",
+                   "--distillation-teacher"):
         assert option in out
 
 
@@ -132,6 +134,7 @@ def test_help_lists_the_options(capsys):
     (["--ngram-orders", "0"], "--ngram-orders"),
     (["--ngram-orders", "2,2"], "--ngram-orders"),
     (["--pretrained-components", "-1"], "--pretrained-components"),
+    (["--distillation-weight", "-1"], "--distillation-weight"),
     (["--no-freeze-pretrained-embeddings", "--pretrained-components", "64"], "--pretrained-components"),
 ])
 def test_invalid_values_are_usage_errors_naming_the_option(capsys, tmp_path, argv, option):
@@ -195,6 +198,7 @@ def test_metrics_hold_test_figures_speed_and_wall_time(tv_run):
     assert np.trace(confusion) / 16 == pytest.approx(test["accuracy"])
     assert metrics["train_examples"] == 43 and metrics["epochs_run_this_session"] == 2
     assert metrics["train_examples_per_second"] > 0 and metrics["train_wall_seconds"] > 0
+    assert metrics["teacher_seconds"] == 0.0  # --distillation-weight 0: no teacher.
 
 
 def test_export_is_the_first_version_and_serves_text(tv_run):
@@ -264,6 +268,9 @@ def test_wordpiece_with_pretrained_embeddings_end_to_end(data_root, tmp_path):
     config = read_json(tmp_path / "run" / "config.json")
     assert config["model"]["tokenizer"] == "wordpiece" and config["model"]["pretrained_embeddings"]
     assert config["model"]["ngram_buckets"] > 0  # The defaults add the bag of hashed bigrams.
+    # ... and distil the packaged MiniLM's sentence embeddings of the training texts.
+    assert config["training"]["distillation_weight"] == 3.0 and metrics["teacher_seconds"] > 0
+    assert np.load(tmp_path / "run" / "teacher" / "train.npz")["features"].shape == (24, 384)
     assert metrics["train_examples"] == 24 and metrics["test"]["num_examples"] == 16
     path = metrics["export"]["path"]
     assert os.listdir(os.path.join(path, "assets")) == ["vocab.txt"]
@@ -356,8 +363,55 @@ def test_interrupted_run_resumes_from_its_last_epoch(data_root, tmp_path, monkey
     assert not os.path.exists(output_dir / "backup" / "chief")
 
 
+def test_distillation_run_resumes_without_encoding_the_texts_again(data_root, tmp_path, monkeypatch,
+                                                                   tiny_bert_dir):
+    output_dir = tmp_path / "run"
+    distill = ["--distillation-weight", "3", "--distillation-teacher", tiny_bert_dir, "--epochs", "3"]
+    callbacks = Runtime.callbacks
+    monkeypatch.setattr(Runtime, "callbacks", lambda self, n, **kw: callbacks(self, n, extra=[StopAfterEpoch(0)]))
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(data_root, output_dir, *distill)
+    teacher = np.load(output_dir / "teacher" / "train.npz")["features"]
+    assert teacher.shape == (43, 32)  # The tiny BERT's width, one vector per training text.
+
+    monkeypatch.setattr(Runtime, "callbacks", callbacks)
+    trainers = []
+    build_trainer = pipeline.build_trainer
+    monkeypatch.setattr(pipeline, "build_trainer", lambda *args: trainers.append(build_trainer(*args)) or trainers[-1])
+    metrics = run_pipeline(data_root, output_dir, *distill, export_dir=tmp_path / "export")
+    assert metrics["teacher_seconds"] == 0.0 and metrics["epochs_run_this_session"] == 2  # Cache and backup reused.
+    [trainer] = trainers
+    assert isinstance(trainer, SentenceEmbeddingDistiller) and trainer.distillation_weight == 3.0
+    assert trainer.teacher_dim == 32 and trainer.feature_layer == "dropout"
+    history = read_history(output_dir)
+    assert [row["epoch"] for row in history] == ["0", "1", "2"]
+    assert all(0 <= float(row["distillation_loss"]) <= 2 for row in history)
+    assert "val_distillation_loss" not in history[0]
+    # The export is the classifier alone: the distillation head stays behind.
+    path = metrics["export"]["path"]
+    exported = [tuple(shape) for name, shape in tf.train.list_variables(os.path.join(path, "variables", "variables"))
+                if name.startswith("model/variables/")]
+    assert sorted(exported) == sorted(tuple(w.shape) for w in trainer.classifier.weights)
+    assert len(trainer.trainable_weights) == len(trainer.classifier.trainable_weights) + 2  # The head: kernel, bias.
+    outputs = serve(path, SERVING_TEXTS)
+    check_probabilities(outputs["probabilities"], len(SERVING_TEXTS))
+
+
+def test_a_run_reading_the_cached_teacher_embeddings_repeats_the_run_that_computed_them(data_root, tmp_path,
+                                                                                        tiny_bert_dir):
+    distill = ["--distillation-teacher", tiny_bert_dir, "--epochs", "1", "--seed", "3"]
+    first = run_pipeline(data_root, tmp_path / "first", *distill, "--distillation-weight", "3")
+    assert first["teacher_seconds"] > 0  # The teacher BERT was built and ran (drawing random numbers).
+    os.makedirs(tmp_path / "second" / "teacher")
+    shutil.copy(tmp_path / "first" / "teacher" / "train.npz", tmp_path / "second" / "teacher" / "train.npz")
+    second = run_pipeline(data_root, tmp_path / "second", *distill, "--distillation-weight", "3")
+    assert second["teacher_seconds"] == 0.0
+    assert read_history(tmp_path / "second")[0]["loss"] == read_history(tmp_path / "first")[0]["loss"]
+    assert second["test"]["confusion_matrix"] == first["test"]["confusion_matrix"]
+
+
 @pytest.mark.slow
-def test_mirrored_strategy_on_two_logical_cpus(data_root, tmp_path):
+def test_mirrored_strategy_on_two_logical_cpus(data_root, tmp_path, tiny_bert_dir):
     out = run_fresh_python("""
         import json, sys
         import tfnlp
@@ -376,11 +430,14 @@ def test_mirrored_strategy_on_two_logical_cpus(data_root, tmp_path):
         assert all(isinstance(w, tf.distribute.DistributedValues) for w in built[0].weights)
         print(json.dumps(metrics["test"]["accuracy"]))
     """, "--data-dir", data_root, "--output-dir", tmp_path / "run", "--export-dir", "", "--strategy", "mirrored",
-        *TINY, cwd=REPO, env={"PYTHONPATH": REPO})
+        *TINY, "--distillation-weight", "1", "--distillation-teacher", tiny_bert_dir, cwd=REPO,
+        env={"PYTHONPATH": REPO})
     assert 0 <= json.loads(out.strip().splitlines()[-1]) <= 1
     environment = read_json(tmp_path / "run" / "config.json")["environment"]
     assert (environment["strategy"], environment["replicas"]) == ("MirroredStrategy", 2)
-    assert [row["epoch"] for row in read_history(tmp_path / "run")] == ["0", "1"]
+    history = read_history(tmp_path / "run")
+    assert [row["epoch"] for row in history] == ["0", "1"]
+    assert all(0 <= float(row["distillation_loss"]) <= 2 for row in history)  # With the teacher, on 2 replicas.
 
 
 # The data path: texts -> ids once, then batches padded to their longest text.

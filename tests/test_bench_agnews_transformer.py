@@ -1,5 +1,6 @@
 """Smoke test of the AG News training-speed benchmark on a tiny CSV fixture (no timing is asserted)."""
 
+import os
 import re
 
 import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
@@ -7,10 +8,11 @@ import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 import pytest
 
 from pipelines import bench_agnews_transformer as bench
+from tfnlp.models import SentenceEmbeddingDistiller
 from tfnlp.training import runtime
 
 OVERRIDES = ["--embedding-dim", "8", "--num-heads", "2", "--intermediate-dim", "8", "--batch-size", "8",
-             "--no-pretrained-embeddings", "--tokenizer", "text_vectorization"]
+             "--no-pretrained-embeddings", "--tokenizer", "text_vectorization", "--distillation-weight", "0"]
 LESSON_ROW = re.compile(r"^\| lesson \(TextVectorization 20k, pad 256, d32, 2 heads\) +\| +(\d+) \|$")
 DEFAULTS_ROW = re.compile(r"^\| tfnlp defaults \(WordPiece, length buckets\) (.*?) +\| +(\d+) \|$")
 
@@ -29,14 +31,14 @@ def data_root(tmp_path):
     return tmp_path / "data"
 
 
-def run_bench(data_root, tmp_path, capsys, monkeypatch, *flags):
+def run_bench(data_root, tmp_path, capsys, monkeypatch, *flags, overrides=tuple(OVERRIDES)):
     """Runs the benchmark on the first 24 examples; returns (the report's lines, the pipeline's model arguments)."""
     built = []
     build_model = bench.pipeline.build_model
     monkeypatch.setattr(bench.pipeline, "build_model",
                         lambda model_args, *args: built.append(model_args) or build_model(model_args, *args))
     bench.main(["--data-dir", str(data_root), "--max-train-examples", "24", "--epochs", "1", "--warmup-steps", "1",
-                "--output-dir", str(tmp_path / "bench"), *flags, "--", *OVERRIDES])
+                "--output-dir", str(tmp_path / "bench"), *flags, "--", *overrides])
     lines = capsys.readouterr().out.strip().splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("Training speed on "))
     return lines[start:], built
@@ -57,6 +59,21 @@ def test_benchmark_prints_both_models_and_their_ratio_last(data_root, tmp_path, 
     # The overrides after "--" reached the pipeline's model.
     assert [(args.tokenizer, args.embedding_dim, args.pretrained_embeddings) for args in built] == [
         ("text_vectorization", 8, False)]
+
+
+def test_the_timed_defaults_train_with_their_distillation_head(data_root, tmp_path, capsys, monkeypatch,
+                                                              tiny_bert_dir):
+    trainers = []
+    build_trainer = bench.pipeline.build_trainer
+    monkeypatch.setattr(bench.pipeline, "build_trainer", lambda *args: trainers.append(build_trainer(*args)) or
+                        trainers[-1])
+    overrides = OVERRIDES[:-2] + ["--distillation-teacher", tiny_bert_dir]  # The default weight, a tiny teacher.
+    lines, _ = run_bench(data_root, tmp_path, capsys, monkeypatch, "--skip-lesson", overrides=overrides)
+    assert re.fullmatch(r"defaults: \d+ examples/s", lines[4])
+    [trainer] = trainers
+    assert isinstance(trainer, SentenceEmbeddingDistiller) and trainer.distillation_weight == 3.0
+    assert trainer.distillation_tracker.count.numpy() > 0  # The timed epochs ran the distillation step.
+    assert os.path.isfile(tmp_path / "bench" / "teacher" / "train.npz")
 
 
 def test_skip_lesson_times_only_the_pipeline_model(data_root, tmp_path, capsys, monkeypatch):

@@ -10,6 +10,7 @@ import pytest
 MODULES = [
     "tfnlp.data.batching",
     "tfnlp.hub.export",
+    "tfnlp.models.sentence_embedding_distiller",
     "tfnlp.pretrained",
     "tfnlp.serving.export",
     "tfnlp.serving.text_classifier_module",

@@ -24,7 +24,7 @@ def cached_features(model, dataset, path, key):
 
     Args:
         model: callable. Maps a batch of inputs to float features ``[batch, width]`` (``training=False``).
-        dataset: tf.data.Dataset of ``(inputs, label)`` batches, in a fixed order.
+        dataset: iterable of ``(inputs, label)`` batches in a fixed order (a tf.data.Dataset, or a generator).
         path: str. Cache file.
         key: str. What the features depend on; stored in the file and compared on load.
 
@@ -46,6 +46,30 @@ def cached_features(model, dataset, path, key):
                 logger.info("features loaded from %s", path)
                 return cached["features"], cached["labels"], 0.0
         logger.info("%s was computed for other inputs; recomputing", path)
+    features, labels, seconds = compute_features(model, dataset, name=os.path.basename(path))
+    with atomic_file(path) as f:
+        np.savez(f, features=features, labels=labels, key=np.array(key))
+    logger.info("computed %d feature vectors in %.1f s; cached in %s", len(features), seconds, path)
+    return features, labels, seconds
+
+
+def compute_features(model, dataset, name="features"):
+    """Runs a frozen ``model`` over a dataset of ``(inputs, label)`` batches (no cache; see `cached_features`).
+
+    Args:
+        model: callable. Maps a batch of inputs to float features ``[batch, width]`` (``training=False``).
+        dataset: iterable of ``(inputs, label)`` batches (a tf.data.Dataset, or a generator of Tensors).
+        name: str. Names the pass in the progress log (one line a minute).
+
+    Returns:
+        (features, labels, seconds): float32 ``[n, width]``, the labels ``[n]``, and the seconds spent.
+
+    Example:
+    >>> data = tf.data.Dataset.from_tensor_slices((tf.ones([3, 2]), [0, 1, 1])).batch(2)
+    >>> features, labels, _ = compute_features(lambda x, training: 2 * x, data)
+    >>> features.tolist(), labels.tolist()
+    ([[2.0, 2.0], [2.0, 2.0], [2.0, 2.0]], [0, 1, 1])
+    """
     start = time.perf_counter()
     run = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
     features, labels = [], []
@@ -56,11 +80,5 @@ def cached_features(model, dataset, path, key):
         if time.perf_counter() - last_report > 60:
             last_report = time.perf_counter()
             count = sum(len(batch) for batch in labels)
-            logger.info("%s: %d examples encoded, %.1f examples/s", os.path.basename(path), count,
-                        count / (last_report - start))
-    features, labels = np.concatenate(features), np.concatenate(labels)
-    seconds = time.perf_counter() - start
-    with atomic_file(path) as f:
-        np.savez(f, features=features, labels=labels, key=np.array(key))
-    logger.info("computed %d feature vectors in %.1f s; cached in %s", len(features), seconds, path)
-    return features, labels, seconds
+            logger.info("%s: %d examples encoded, %.1f examples/s", name, count, count / (last_report - start))
+    return np.concatenate(features), np.concatenate(labels), time.perf_counter() - start

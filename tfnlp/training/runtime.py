@@ -107,6 +107,15 @@ class Runtime:
         self.compute_dtype = policy.split("_")[-1]
         os.makedirs(args.output_dir, exist_ok=True)
 
+    def reseed(self):
+        """Sets the seeds of Python, NumPy and TensorFlow again, as at construction.
+
+        Call it after work that may or may not draw random numbers, such as
+        building a teacher model that a cached run skips, so that the model
+        built next is initialised the same either way.
+        """
+        tf_keras.utils.set_random_seed(self.args.seed)
+
     def compile_options(self):
         """Keyword arguments for ``model.compile``: XLA and steps per execution, as configured."""
         return {"jit_compile": self.args.jit_compile, "steps_per_execution": self.args.steps_per_execution}
