@@ -235,6 +235,16 @@ def test_sentence_embeddings_are_mean_pooled_unit_vectors_in_text_order(tiny_ber
     np.testing.assert_allclose(bytes_embeddings, embeddings, atol=1e-5)
 
 
+def test_sentence_embeddings_of_texts_tokenized_in_different_chunks_batch_together(tiny_bert_dir):
+    # Texts are tokenized 1,024 at a time; here the first chunk holds only one-word texts and the second
+    # longer ones, and one batch of 1,030 mixes them.
+    texts = ["cup"] * 1024 + ["the cup final"] * 6
+    embeddings, _ = distillation.sentence_embeddings(texts, tiny_bert_dir, batch_size=len(texts))
+    expected = reference_embeddings(tiny_bert_dir, ["cup", "the cup final"])
+    np.testing.assert_allclose(embeddings[:1024], np.repeat(expected[:1], 1024, axis=0), atol=1e-5)
+    np.testing.assert_allclose(embeddings[1024:], np.repeat(expected[1:], 6, axis=0), atol=1e-5)
+
+
 def test_sentence_embeddings_are_cached_and_recomputed_for_other_texts(tiny_bert_dir, tmp_path, monkeypatch):
     path = str(tmp_path / "teacher" / "train.npz")
     first, seconds = distillation.sentence_embeddings(TEXTS, tiny_bert_dir, cache_path=path)

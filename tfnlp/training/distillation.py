@@ -49,7 +49,8 @@ def sentence_embeddings(texts, pretrained_name=None, *, cache_path=None, sequenc
         raise ValueError("sentence_embeddings needs at least one text")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, received {batch_size}")
-    tokenizer = BertTokenizer.from_pretrained(pretrained_name, sequence_length=sequence_length)
+    # Padded to `sequence_length`: rows tokenized in different chunks share one width until batched by length.
+    tokenizer = BertTokenizer.from_pretrained(pretrained_name, sequence_length=sequence_length, padding="max_length")
     encoder = _MeanPooledBert(pretrained_name)
     batches = _batches_by_length(tokenizer, texts, batch_size, on_start=encoder.load)
     key = _cache_key(texts, pretrained_name, sequence_length)
