@@ -10,6 +10,9 @@ against.
 import csv
 import json
 import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 from safetensors.numpy import save_file
@@ -194,3 +197,12 @@ def write_ag_news_folder(root, train_rows, test_rows):
     with open(os.path.join(folder, "classes.txt"), "w", encoding="utf-8") as f:
         f.write("\n".join(AG_NEWS_CLASS_NAMES) + "\n")
     return str(root)
+
+
+def run_fresh_python(code, *args, cwd, env=None):
+    """Runs ``code`` in a fresh interpreter; the repository is not on its path unless ``env`` puts it there."""
+    full_env = {**os.environ, "PYTHONPATH": "", "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)], cwd=cwd, env=full_env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result.stdout

@@ -11,7 +11,6 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 import types
 
 import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
@@ -21,7 +20,7 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from helpers import AG_NEWS_CLASS_NAMES as CLASS_NAMES, topic_rows, write_ag_news_folder
+from helpers import AG_NEWS_CLASS_NAMES as CLASS_NAMES, run_fresh_python, topic_rows, write_ag_news_folder
 from pipelines import agnews_transformer as pipeline
 from tfnlp.data.batching import batch_by_length, encode_texts
 from tfnlp.models import SentenceEmbeddingDistiller, build_text_vectorizer
@@ -76,15 +75,6 @@ def write_texts(folder):
     with open(path, "w", encoding="utf-8") as f:
         json.dump(SERVING_TEXTS, f)
     return path
-
-
-def run_fresh_python(code, *args, cwd, env=None):
-    """Runs ``code`` in a fresh interpreter; the repository is not on its path unless ``env`` puts it there."""
-    full_env = {**os.environ, "PYTHONPATH": "", "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
-    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)], cwd=cwd, env=full_env,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-4000:]
-    return result.stdout
 
 
 @pytest.fixture(autouse=True)

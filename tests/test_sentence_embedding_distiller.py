@@ -2,9 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
-import textwrap
 
 import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 
@@ -13,6 +10,7 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
+from helpers import run_fresh_python
 from tfnlp import pretrained
 from tfnlp.models import SentenceEmbeddingDistiller
 from tfnlp.training import distillation
@@ -168,15 +166,13 @@ def test_feature_layer_must_output_one_vector_per_text():
 @pytest.mark.slow
 def test_mirrored_step_on_two_logical_cpus_equals_the_single_device_step(tmp_path):
     """The distillation term is averaged over the global batch: two replicas make the same update as one device."""
-    code = textwrap.dedent("""
+    out = run_fresh_python("""
         import json, sys
         import tfnlp
         import tensorflow as tf
 
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        import tf_keras
-        sys.path.insert(0, sys.argv[1])
         from test_sentence_embedding_distiller import build_distiller, toy_data
 
         x, labels, teacher = toy_data(16)
@@ -191,12 +187,8 @@ def test_mirrored_step_on_two_logical_cpus_equals_the_single_device_step(tmp_pat
                              "distillation_loss": history["distillation_loss"],
                              "replicas": strategy.num_replicas_in_sync}
         print(json.dumps(results))
-    """)
-    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    result = subprocess.run([sys.executable, "-c", code, os.path.dirname(os.path.abspath(__file__))], cwd=tmp_path,
-                            env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-4000:]
-    results = json.loads(result.stdout.strip().splitlines()[-1])
+    """, cwd=tmp_path, env={"PYTHONPATH": os.pathsep.join([REPO, os.path.join(REPO, "tests")])})
+    results = json.loads(out.strip().splitlines()[-1])
     assert (results["one"]["replicas"], results["mirrored"]["replicas"]) == (1, 2)
     for one, mirrored in zip(results["one"]["weights"], results["mirrored"]["weights"]):
         np.testing.assert_allclose(mirrored, one, atol=1e-5)
