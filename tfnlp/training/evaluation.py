@@ -28,17 +28,54 @@ def evaluate_classifier(model, dataset, class_names):
     return classification_report(labels, predictions, class_names)
 
 
-def fit_and_evaluate(model, runtime, batches, *, epochs, num_train, class_names, restore_best=True):
-    """The training loop every fit script runs: fit, restore the best epoch (or keep the last), evaluate.
+def fit_model(model, runtime, batches, *, epochs, num_train, restore_best=True, monitor="val_accuracy", mode="max"):
+    """The training loop every fit script runs: fit with the shared callbacks, then restore the best epoch.
 
-    Fits on ``batches["train"]`` with the shared callbacks of ``runtime``
+    Fits on ``batches["train"]`` with the callbacks of ``runtime``
     (`tfnlp.training.Runtime.callbacks`: resume, best checkpoint, logs),
-    validating on ``batches["validation"]``; restores the epoch with the best
-    validation accuracy unless ``restore_best`` is false; then evaluates on
-    ``batches["test"]`` and ``batches["validation"]``.
+    validating on ``batches["validation"]``; then loads the epoch with the best
+    ``monitor`` unless ``restore_best`` is false (the last epoch stays).
+    Evaluation is the caller's: `fit_and_evaluate` for classifiers.
 
     Args:
         model: compiled tf_keras.Model.
+        runtime: tfnlp.training.Runtime.
+        batches: dict with ``train`` and ``validation`` datasets of ``(inputs, label)`` batches.
+        epochs: int. Training epochs (a resumed run continues from its last completed one).
+        num_train: int. Training examples per epoch (for the throughput figure).
+        restore_best: bool. Leave the epoch with the best ``monitor`` in ``model``; if false, the last epoch.
+        monitor: str. The validation figure that picks the best epoch.
+        mode: str. ``"max"`` or ``"min"`` for ``monitor``.
+
+    Returns:
+        (metrics, throughput): a dict with ``train_examples``, ``train_wall_seconds``,
+        ``train_examples_per_second`` (median over epochs), ``epochs_run_this_session`` and ``weights``
+        (``"best_validation_epoch"`` or ``"last_epoch"``); and the `tfnlp.training.Throughput` callback with
+        per-epoch figures.
+    """
+    callbacks = runtime.callbacks(num_train, monitor=monitor, mode=mode)
+    throughput = callbacks[0]
+    start = time.perf_counter()
+    model.fit(batches["train"], validation_data=batches["validation"], epochs=epochs, callbacks=callbacks,
+              verbose=2)
+    seconds = time.perf_counter() - start
+    restored = restore_best and runtime.restore_best(model)
+    metrics = {
+        "train_examples": num_train,
+        "train_wall_seconds": seconds,
+        "train_examples_per_second": float(np.nanmedian(throughput.examples_per_second))
+        if throughput.examples_per_second else None,
+        "epochs_run_this_session": len(throughput.train_seconds),
+        "weights": "best_validation_epoch" if restored else "last_epoch",
+    }
+    return metrics, throughput
+
+
+def fit_and_evaluate(model, runtime, batches, *, epochs, num_train, class_names, restore_best=True):
+    """`fit_model`, then the classifier's `classification_report` on test and its validation accuracy.
+
+    Args:
+        model: compiled tf_keras.Model (a classifier: logits ``[batch, classes]``).
         runtime: tfnlp.training.Runtime.
         batches: dict with ``train``, ``validation`` and ``test`` datasets of ``(inputs, label)`` batches.
         epochs: int. Training epochs (a resumed run continues from its last completed one).
@@ -50,25 +87,14 @@ def fit_and_evaluate(model, runtime, batches, *, epochs, num_train, class_names,
             last epoch can be the better estimate. Defaults to `True`.
 
     Returns:
-        (metrics, throughput): a dict with ``test`` (`classification_report`), ``validation_accuracy``,
-        ``train_examples``, ``train_wall_seconds``, ``train_examples_per_second`` (median over epochs) and
-        ``epochs_run_this_session`` and ``weights`` (``"best_validation_epoch"`` or ``"last_epoch"``); and the `tfnlp.training.Throughput` callback with per-epoch figures.
+        (metrics, throughput): `fit_model`'s metrics plus ``test`` (`classification_report`) and
+        ``validation_accuracy``; and the `tfnlp.training.Throughput` callback.
     """
-    callbacks = runtime.callbacks(num_train)
-    throughput = callbacks[0]
-    start = time.perf_counter()
-    model.fit(batches["train"], validation_data=batches["validation"], epochs=epochs, callbacks=callbacks,
-              verbose=2)
-    seconds = time.perf_counter() - start
-    restored = restore_best and runtime.restore_best(model)
+    fit_metrics, throughput = fit_model(model, runtime, batches, epochs=epochs, num_train=num_train,
+                                        restore_best=restore_best)
     metrics = {
         "test": evaluate_classifier(model, batches["test"], class_names),
         "validation_accuracy": evaluate_classifier(model, batches["validation"], class_names)["accuracy"],
-        "train_examples": num_train,
-        "train_wall_seconds": seconds,
-        "train_examples_per_second": float(np.nanmedian(throughput.examples_per_second))
-        if throughput.examples_per_second else None,
-        "epochs_run_this_session": len(throughput.train_seconds),
-        "weights": "best_validation_epoch" if restored else "last_epoch",
+        **fit_metrics,
     }
     return metrics, throughput

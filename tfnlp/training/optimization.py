@@ -45,19 +45,29 @@ class LazyAdamWeightDecay(optimization.AdamWeightDecay):
         )
 
 
-def create_optimizer(learning_rate, num_train_steps, *, warmup_ratio=0.1, weight_decay=0.01,
-                     end_learning_rate=0.0, lazy_sparse_updates=False):
-    """AdamW with linear warm-up then linear decay, via ``official.nlp.optimization.create_optimizer``.
+IMPLEMENTATIONS = ("official", "transformers")
 
-    LayerNorm and bias weights are excluded from weight decay (names containing
-    ``LayerNorm``, ``layer_norm`` or ``bias``), as in BERT. With several
-    replicas, sparse gradients (embedding lookups) are summed as dense ones
-    (see `_dense_before_all_reduce`), so ``lazy_sparse_updates`` then has no
-    effect.
+
+def create_optimizer(learning_rate, num_train_steps, *, warmup_ratio=0.1, weight_decay=0.01,
+                     end_learning_rate=0.0, lazy_sparse_updates=False, implementation="official"):
+    """AdamW with linear warm-up then linear decay: one function for every pipeline.
+
+    Two implementations of the same recipe, chosen by ``implementation``:
+    ``"official"`` calls ``official.nlp.optimization.create_optimizer`` (the
+    TF-Hub/tf-models-official world); ``"transformers"`` calls
+    ``transformers.create_optimizer`` (what HuggingFace's TF examples and the
+    lesson use for ``TFBertFor*`` models). Both exclude LayerNorm and bias
+    weights from weight decay (names containing ``LayerNorm``, ``layer_norm``
+    or ``bias``), as in BERT. They differ only in the warm-up's peak: see
+    ``learning_rate``. With several replicas, sparse gradients (embedding
+    lookups) are summed as dense ones (see `_dense_before_all_reduce`), so
+    ``lazy_sparse_updates`` then has no effect.
 
     Args:
-        learning_rate: float. Initial learning rate of the linear decay. Warm-up ramps linearly to the
-            decayed value at its last step, ``learning_rate * (1 - warmup_ratio)`` (as in BERT).
+        learning_rate: float. Peak learning rate. ``"transformers"``: warm-up ramps linearly from 0 to it, then
+            it decays linearly to ``end_learning_rate``. ``"official"``: it is the initial value of the linear
+            decay, and warm-up ramps to the decayed value at its last step, ``learning_rate * (1 -
+            warmup_ratio)`` (as in BERT's original code).
         num_train_steps: int. Total optimizer steps (epochs x steps per epoch).
         warmup_ratio: float. Fraction of the steps spent warming up linearly from 0, in [0, 1).
         weight_decay: float. Decoupled weight decay rate.
@@ -65,7 +75,8 @@ def create_optimizer(learning_rate, num_train_steps, *, warmup_ratio=0.1, weight
         lazy_sparse_updates: bool. Return a `LazyAdamWeightDecay`, which updates
             only the embedding rows each batch uses: much faster for large
             embedding tables trained from scratch. Defaults to `False` (dense
-            AdamW, as tf-models-official; BERT fine-tuning keeps that).
+            AdamW, as tf-models-official; BERT fine-tuning keeps that). ``"official"`` only.
+        implementation: str. ``"official"`` (tf-models-official) or ``"transformers"`` (HuggingFace).
 
     Example:
     >>> optimizer = create_optimizer(3e-5, num_train_steps=1000)
@@ -80,6 +91,13 @@ def create_optimizer(learning_rate, num_train_steps, *, warmup_ratio=0.1, weight
         raise ValueError(f"warmup_ratio must lie in [0, 1), got {warmup_ratio}")
     if weight_decay < 0:
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
+    if implementation == "transformers":
+        if lazy_sparse_updates:
+            raise ValueError("lazy_sparse_updates needs implementation='official'")
+        return _transformers_optimizer(learning_rate, num_train_steps, warmup_ratio, weight_decay,
+                                       end_learning_rate)
     optimizer = optimization.create_optimizer(
         init_lr=learning_rate,
         num_train_steps=int(num_train_steps),
@@ -96,6 +114,19 @@ def create_optimizer(learning_rate, num_train_steps, *, warmup_ratio=0.1, weight
             exclude_from_weight_decay=optimizer._exclude_from_weight_decay,
             gradient_clip_norm=optimizer.gradient_clip_norm, name="LazyAdamWeightDecay")
     optimizer.gradient_aggregator = _dense_before_all_reduce(optimizer.gradient_aggregator)
+    return optimizer
+
+
+def _transformers_optimizer(learning_rate, num_train_steps, warmup_ratio, weight_decay, end_learning_rate):
+    """``transformers.create_optimizer``'s AdamWeightDecay (or Adam without decay), warm-up then linear decay."""
+    import transformers
+
+    optimizer, _ = transformers.create_optimizer(
+        init_lr=learning_rate, num_train_steps=int(num_train_steps),
+        num_warmup_steps=int(round(num_train_steps * warmup_ratio)),
+        min_lr_ratio=end_learning_rate / learning_rate, weight_decay_rate=weight_decay)
+    if hasattr(optimizer, "gradient_aggregator"):  # Legacy Keras optimizers (AdamWeightDecay) have one.
+        optimizer.gradient_aggregator = _dense_before_all_reduce(optimizer.gradient_aggregator)
     return optimizer
 
 
