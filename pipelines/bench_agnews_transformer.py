@@ -21,12 +21,12 @@ import argparse
 
 import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 
-import numpy as np
 import tensorflow as tf
 import tf_keras
 
 from pipelines import agnews_transformer as pipeline
-from tfnlp.training import Runtime, RuntimeArguments, Throughput, parse_arguments
+from tfnlp.training import Runtime, RuntimeArguments, parse_arguments
+from tfnlp.training.benchmark import interleaved_rates
 
 
 class LessonTokenAndPositionEmbedding(tf_keras.layers.Layer):
@@ -83,25 +83,6 @@ def lesson_model(train_texts):
     return model
 
 
-def warm_up(model, dataset, steps):
-    """Untimed training steps: graph tracing and the first allocations are not part of the figures."""
-    model.fit(dataset.take(steps), epochs=1, verbose=0)
-
-
-def epoch_rate(model, dataset, num_examples):
-    """Training examples per second over one epoch, timed as the fit scripts time it (`Throughput`).
-
-    The clock runs from the epoch's start to its end, as Keras reports them,
-    not around the whole `fit` call: creating and dropping the epoch's input
-    iterator is not training, and the lesson's `prefetch(AUTOTUNE)` pipeline
-    would otherwise add a stall of up to its epoch's length when its iterator
-    is dropped (see `tfnlp.data.batching.disable_autotuning`).
-    """
-    throughput = Throughput(num_examples)
-    model.fit(dataset, epochs=1, verbose=0, callbacks=[throughput])
-    return throughput.examples_per_second[-1]
-
-
 def lesson_setup(splits):
     """The lesson's model and its batches (texts padded to 256 inside the model, batch 128)."""
     model = lesson_model(splits["train"].map(lambda text, label: text))
@@ -123,21 +104,6 @@ def defaults_setup(splits, args, overrides):
     model = pipeline.build_trainer(pipeline.build_model(model_args, vectorizer, 4), train_args, teacher_dim)
     pipeline.compile_model(model, train_args, runtime, int(batches["train"].cardinality()) * (args.epochs + 1), 4)
     return model, batches["train"]
-
-
-def interleaved_rates(setups, num_examples, epochs, warmup_steps):
-    """The median per-epoch examples/s of each ``(model, dataset)``, their epochs taking turns.
-
-    Taking turns exposes every model to the same drift in machine load (other
-    processes, CPU frequency), and the median drops the odd disturbed epoch.
-    """
-    for model, dataset in setups:
-        warm_up(model, dataset, warmup_steps)
-    rates = [[] for _ in setups]
-    for _ in range(epochs):
-        for (model, dataset), model_rates in zip(setups, rates):
-            model_rates.append(epoch_rate(model, dataset, num_examples))
-    return [float(np.median(model_rates)) for model_rates in rates]
 
 
 def main(argv=None):

@@ -1,4 +1,4 @@
-"""What the AG News fit scripts share: data arguments, splits, counting."""
+"""What the AG News fit scripts share: data arguments, splits, counting, the frozen-stage arguments."""
 
 import dataclasses
 from typing import Optional
@@ -32,6 +32,29 @@ class DataArguments:
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
 
+
+@dataclasses.dataclass
+class FrozenArguments:
+    """Stage 1: the encoder frozen, its pooled outputs cached, the head trained on them."""
+
+    skip_frozen_stage: bool = field(False, "Skip stage 1 (the head then starts untrained in stage 2).")
+    frozen_epochs: int = field(30, "Head epochs (each after the first reads the cached features).")
+    frozen_batch_size: int = field(32, "Head batch size.")
+    frozen_learning_rate: float = field(1e-3, "Head AdamW learning rate (warm-up, then linear decay).")
+
+    def __post_init__(self):
+        if self.frozen_epochs < 1 or self.frozen_batch_size < 1:
+            raise ValueError("--frozen-epochs and --frozen-batch-size must be at least 1")
+        if self.frozen_learning_rate <= 0:
+            raise ValueError("--frozen-learning-rate must be positive")
+
+
+def check_stages(*groups):
+    """Rejects skipping both stages of a two-stage fit script when its arguments are parsed (``validate=``)."""
+    skip_frozen = any(getattr(group, "skip_frozen_stage", False) for group in groups)
+    skip_tuning = any(getattr(group, "skip_fine_tuning", False) for group in groups)
+    if skip_frozen and skip_tuning:
+        raise ValueError("--skip-frozen-stage and --skip-fine-tuning together leave nothing to train")
 
 def load_splits(args):
     """The train, validation and test datasets of (text, label), and the class names."""

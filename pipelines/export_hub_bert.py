@@ -25,7 +25,7 @@ import tensorflow_text  # noqa: F401  (the preprocessor's ops)
 
 from tfnlp import pretrained
 from tfnlp.hub import DEFAULT_HUB_DIR, export_hub_bert
-from tfnlp.training import field, parse_arguments
+from tfnlp.training import cli, field, parse_arguments
 
 logger = logging.getLogger("export_hub_bert")
 
@@ -80,7 +80,6 @@ def parity_check(artifacts, name_or_path, sentences=CHECK_SENTENCES):
 
 
 def main(argv=None):
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     (args,) = parse_arguments(__doc__, ExportArguments, argv=argv)
     name_or_path = args.pretrained or None
     artifacts = export_hub_bert(name_or_path, args.hub_dir, seq_length=args.seq_length, overwrite=args.overwrite)
@@ -94,4 +93,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -2,6 +2,8 @@
 
 import collections
 import logging
+import os
+import time
 
 import tfnlp  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
 
@@ -10,6 +12,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from tfnlp.utils import network
 from tfnlp.data import (
     AG_NEWS_CLASS_NAMES,
     DATA_DIR_ENV,
@@ -225,7 +228,80 @@ def test_bad_arguments(ag_root, kwargs, message):
         load_ag_news(data_dir=ag_root, **kwargs)
 
 
+# --- empty and header-only files ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("split", ["train", "validation", "train_full", "test"])
+@pytest.mark.parametrize("content, problem", [
+    ("", "no examples: the file is empty"),
+    ('"class","title","description"\n', "no examples: the file holds only a header line"),
+    ('"Class Index","Title","Description"\n', "no examples: the file holds only a header line"),
+    ('"9","bad","class"\n"x","bad","class"\n', "no examples: all 2 row(s) are bad (skipped)"),
+])
+def test_a_split_file_without_examples_names_the_file(ag_root, split, content, problem):
+    name = "test.csv" if split == "test" else "train.csv"
+    path = _write(ag_root / "ag_news" / name, content)
+    with pytest.raises(DataFormatError) as info:
+        load_ag_news(split, data_dir=ag_root, skip_bad_rows=True)
+    assert str(info.value) == f"{path}: {problem}"
+
+
+def test_a_header_line_before_rows_is_skipped(tmp_path):
+    path = _write(tmp_path / "train.csv", '"Class Index","Title","Description"\n' + _csv_line(3, "Oil", "Up."))
+    examples = read_ag_news_csv(path)
+    assert (examples.texts, examples.labels.tolist(), examples.skipped) == (["Oil Up."], [2], 0)
+    # Only on the first line: elsewhere it is a bad row like any other.
+    _write(path, _csv_line(3, "Oil", "Up.") + '"class","title","description"\n')
+    with pytest.raises(DataFormatError, match="line 2: class must be an integer"):
+        read_ag_news_csv(path)
+
+
+@pytest.mark.parametrize("rows, validation_size, problem", [
+    (1, 1, "validation_size=1 leaves no training examples out of 1"),
+    (4, 0.1, "validation_size=0.1 of 4 example(s) is an empty validation slice"),
+])
+def test_a_train_file_too_small_for_the_validation_slice_names_the_file(ag_root, rows, validation_size, problem):
+    path = _write(ag_root / "ag_news" / "train.csv", "".join(_csv_line(*row) for row in TRAIN_ROWS[:rows]))
+    for split in ("train", "validation"):
+        with pytest.raises(DataFormatError) as info:
+            load_ag_news(split, data_dir=ag_root, validation_size=validation_size)
+        assert str(info.value) == f"{path}: {problem}"
+
+
 # --- load_ag_news from tfds (mocked, no network) ------------------------------------------------
+
+
+@pytest.fixture
+def tfds_dir(tmp_path, monkeypatch):
+    """An empty tfds data folder (nothing prepared), and no local AG News folder."""
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    monkeypatch.setattr(tfds.core.constants, "DATA_DIR", str(tmp_path / "tensorflow_datasets"))
+    return tmp_path / "tensorflow_datasets"
+
+
+@pytest.fixture
+def online(monkeypatch):
+    """The download hosts answer (as far as the quick probe can tell); tfds itself is mocked by the test."""
+    probed = []
+    monkeypatch.setattr(network, "unreachable_reason", lambda url, timeout=None: probed.append(url))
+    return probed
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """The download hosts do not answer; tfds.load must not even be called."""
+    probed = []
+
+    def unreachable(url, timeout=None):
+        probed.append(url)
+        return "drive.google.com:443: Name or service not known"
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("tfds.load was called although the download host is unreachable")
+
+    monkeypatch.setattr(network, "unreachable_reason", unreachable)
+    monkeypatch.setattr(tfds, "load", no_load)
+    return probed
 
 
 def _fake_tfds_as_dataset(rows_by_split, requested):
@@ -258,7 +334,7 @@ def _fake_tfds_as_dataset(rows_by_split, requested):
     ("train_full", {}),
     ("test", {"max_examples": 3}),
 ])
-def test_tfds_source_matches_local_files(ag_root, split, kwargs):
+def test_tfds_source_matches_local_files(ag_root, online, split, kwargs):
     rows = {"train": [(1, "", "Empty title."), (2, "Empty description", "")] + TRAIN_ROWS, "test": TEST_ROWS}
     _write(ag_root / "ag_news" / "train.csv", "".join(_csv_line(*row) for row in rows["train"]))
     local = _materialize(load_ag_news(split, data_dir=ag_root, **kwargs)[0])
@@ -272,9 +348,7 @@ def test_tfds_source_matches_local_files(ag_root, split, kwargs):
     assert from_tfds == local
 
 
-def test_tfds_failure_raises_one_line_unavailable_error(monkeypatch):
-    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
-
+def test_tfds_failure_raises_one_line_unavailable_error(monkeypatch, tfds_dir, online):
     def offline_load(*args, **kwargs):
         raise ConnectionError("Failed to resolve 'storage.googleapis.com'\nretries exhausted")
 
@@ -287,6 +361,48 @@ def test_tfds_failure_raises_one_line_unavailable_error(monkeypatch):
     assert f"data_dir=... or set {DATA_DIR_ENV}=..." in message
     assert "ag_news/train.csv" in message
     assert info.value.__cause__ is None and info.value.__suppress_context__
+    assert online  # The host was probed first, and answered.
+
+
+def test_unreachable_tfds_host_fails_at_once_and_leaves_nothing(tfds_dir, offline):
+    start = time.perf_counter()
+    with pytest.raises(DataSourceUnavailableError) as info:
+        load_ag_news("train")
+    assert time.perf_counter() - start < 10
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"AG News: no local folder is set (data_dir, ${DATA_DIR_ENV}), tfds 'ag_news_subset' "
+                              f"is not prepared in {tfds_dir}, and https://drive.google.com/")
+    assert "cannot be reached (drive.google.com:443: Name or service not known)" in message
+    assert f"pass data_dir=... or set {DATA_DIR_ENV}=... to a folder holding ag_news/train.csv" in message
+    assert offline == ["https://drive.google.com/uc?export=download&id=0Bz8a_Dbh9QhbUDNpeUdjb0wxRms"]
+    assert not tfds_dir.exists()  # No download folders, no "incomplete" folders.
+
+
+def test_prepared_tfds_data_is_read_without_probing(ag_root, monkeypatch):
+    probed = []
+    monkeypatch.setattr(network, "unreachable_reason", lambda url, timeout=None: probed.append(url) or "unreachable")
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "is_prepared", lambda self: True)
+    with tfds.testing.mock_data(as_dataset_fn=_fake_tfds_as_dataset({"train": TRAIN_ROWS, "test": TEST_ROWS}, [])):
+        dataset, _ = load_ag_news("test")
+        assert _materialize(dataset) == _expected(TEST_ROWS)
+    assert probed == []  # Offline with the data in the tfds folder: no probe, no error.
+
+
+def test_a_failed_download_leaves_no_temporary_folders(tfds_dir, online, monkeypatch):
+    tfds_dir.mkdir()
+    (tfds_dir / "other_dataset").mkdir()  # Not ours: stays.
+
+    def failing_load(name, **kwargs):
+        (tfds_dir / "downloads" / name / "ucexport_download.tmp.2f174c9a").mkdir(parents=True)
+        (tfds_dir / "downloads" / "extracted").mkdir()
+        (tfds_dir / name / "incomplete.HBRPOI_1.0.0").mkdir(parents=True)
+        raise ConnectionError("connection reset by peer")
+
+    monkeypatch.setattr(tfds, "load", failing_load)
+    with pytest.raises(DataSourceUnavailableError, match="ConnectionError: connection reset by peer"):
+        load_ag_news("test")
+    assert sorted(os.listdir(tfds_dir)) == ["other_dataset"]
 
 
 # --- real data ----------------------------------------------------------------------------------

@@ -1,12 +1,16 @@
 """CoNLL-2003 reading and loading: tiny column files in tmp_path, HF datasets mocked, real data as integration."""
 
 import logging
+import time
 
 import tfnlp  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
 
 import datasets
+import huggingface_hub
 import pytest
 import tensorflow as tf
+
+from tfnlp.utils import network
 
 from tfnlp.data import (
     CONLL2003_LABELS,
@@ -223,8 +227,36 @@ def _hf_split(label_names=CONLL2003_LABELS):
         {"tokens": TRAIN_TOKENS, "ner_tags": [[ID[t] for t in tags] for tags in TRAIN_TAGS]}, features=features)
 
 
-def test_hf_source(monkeypatch):
+@pytest.fixture
+def online(monkeypatch):
+    """The Hub answers the quick probe; HF datasets itself is mocked by the test."""
+    probed = []
     monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(network, "unreachable_reason", lambda url, timeout=None: probed.append(url))
+    return probed
+
+
+@pytest.fixture
+def hub_unreachable(monkeypatch):
+    """The Hub does not answer the quick probe."""
+    probed = []
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+
+    def unreachable(url, timeout=None):
+        probed.append(url)
+        return "huggingface.co:443: Name or service not known"
+
+    monkeypatch.setattr(network, "unreachable_reason", unreachable)
+    return probed
+
+
+def _offline_flags():
+    return datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE
+
+
+def test_hf_source(monkeypatch, online):
     calls = []
 
     def fake_load_dataset(path, **kwargs):
@@ -238,15 +270,13 @@ def test_hf_source(monkeypatch):
     assert _materialize(dataset) == list(zip(TRAIN_TOKENS[:2], TRAIN_TAGS[:2]))
 
 
-def test_hf_source_with_another_label_order_is_refused(monkeypatch):
-    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+def test_hf_source_with_another_label_order_is_refused(monkeypatch, online):
     monkeypatch.setattr(datasets, "load_dataset", lambda path, **kwargs: _hf_split(sorted(CONLL2003_LABELS)))
     with pytest.raises(ValueError, match="ner_tags are"):
         load_conll2003("train")
 
 
-def test_hf_failure_raises_one_line_unavailable_error(monkeypatch):
-    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+def test_hf_failure_raises_one_line_unavailable_error(monkeypatch, online):
 
     def offline_load_dataset(path, **kwargs):
         raise ConnectionError(f"Couldn't reach '{path}' on the Hub (LocalEntryNotFoundError)")
@@ -260,6 +290,64 @@ def test_hf_failure_raises_one_line_unavailable_error(monkeypatch):
     assert f"data_dir=... or set {DATA_DIR_ENV}=..." in message
     assert "conll2003/train.txt, conll2003/valid.txt, conll2003/test.txt" in message
     assert info.value.__cause__ is None and info.value.__suppress_context__
+    assert online == ["https://huggingface.co"]  # Probed first; it answered, so load_dataset went online.
+
+
+def test_unreachable_hub_reads_only_the_hf_cache_and_fails_at_once(monkeypatch, hub_unreachable):
+    flags = []
+
+    def cache_miss(path, **kwargs):
+        flags.append(_offline_flags())
+        raise FileNotFoundError(f"Dataset {path} is not cached")
+
+    monkeypatch.setattr(datasets, "load_dataset", cache_miss)
+    before = _offline_flags()
+    start = time.perf_counter()
+    with pytest.raises(DataSourceUnavailableError) as info:
+        load_conll2003("train")
+    assert time.perf_counter() - start < 10
+    assert flags == [(True, True)] and _offline_flags() == before  # Cache only during the call, restored after.
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"CoNLL-2003: no local folder is set (data_dir, ${DATA_DIR_ENV}), HF datasets "
+                              f"'eriktks/conll2003' is not in the cache {datasets.config.HF_DATASETS_CACHE}, and "
+                              f"https://huggingface.co cannot be reached (huggingface.co:443: Name or service not "
+                              f"known).")
+    assert f"pass data_dir=... or set {DATA_DIR_ENV}=... to a folder holding conll2003/train.txt" in message
+
+
+def test_unreachable_hub_still_loads_a_cached_copy(monkeypatch, hub_unreachable):
+    flags = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda path, **kwargs: flags.append(_offline_flags()) or _hf_split())
+    dataset, _ = load_conll2003("validation", max_examples=1)
+    assert _materialize(dataset) == list(zip(TRAIN_TOKENS[:1], TRAIN_TAGS[:1]))
+    assert flags == [(True, True)] and hub_unreachable == ["https://huggingface.co"]
+
+
+def test_hf_offline_mode_is_honoured_without_probing(monkeypatch):
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)  # As HF_HUB_OFFLINE=1 / HF_DATASETS_OFFLINE=1 set.
+    monkeypatch.setattr(network, "unreachable_reason", lambda url, timeout=None: pytest.fail("probed"))
+    monkeypatch.setattr(datasets, "load_dataset", lambda path, **kwargs: _hf_split())
+    dataset, _ = load_conll2003("test", max_examples=2)
+    assert _materialize(dataset) == list(zip(TRAIN_TOKENS[:2], TRAIN_TAGS[:2]))
+
+
+# --- empty files --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("split, name", [("train", "train.txt"), ("validation", "valid.txt"), ("test", "test.txt")])
+@pytest.mark.parametrize("content, problem", [
+    ("", "no sentences: the file is empty"),
+    ("\n\n  \n", "no sentences: the file is empty"),
+    ("-DOCSTART- -X- -X- O\n\n-DOCSTART- -X- -X- O\n", "no sentences: the file holds only -DOCSTART- lines"),
+    ("Oops\n\nBad B-WHAT\n", "no sentences: all 2 sentence(s) hold a bad line (skipped)"),
+])
+def test_a_split_file_without_sentences_names_the_file(conll_root, split, name, content, problem):
+    path = _write(conll_root / "conll2003" / name, content)
+    with pytest.raises(DataFormatError) as info:
+        load_conll2003(split, data_dir=conll_root, skip_bad_rows=True)
+    assert str(info.value) == f"{path}: {problem}"
 
 
 # --- real data ----------------------------------------------------------------------------------

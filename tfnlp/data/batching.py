@@ -4,6 +4,8 @@ import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 
 import tensorflow as tf
 
+from tfnlp.utils.progress import Progress
+
 DEFAULT_BOUNDARIES = (16, 24, 32, 40, 48, 56, 64, 80, 96, 128, 192, 256, 384)
 
 
@@ -93,15 +95,27 @@ def disable_autotuning(dataset):
     return dataset.with_options(options)
 
 
-def with_known_cardinality(dataset):
+def with_known_cardinality(dataset, progress=None):
     """Counts the batches of ``dataset`` once and records the count (`tf.data.Dataset.cardinality`).
 
     Keras needs the number of steps per epoch for ``steps_per_execution > 1``,
     and bucketing hides it. The count does not depend on the shuffle order
     (each bucket yields ``ceil(examples in bucket / batch_size)`` batches), so
     one pass, which also fills any ``cache()`` upstream, gives it for every epoch.
+
+    Args:
+        dataset: tf.data.Dataset of batches.
+        progress: str or None. Names the pass in progress lines (`tfnlp.utils.progress.Progress`, counting
+            the examples of each batch: the leading size of its last component); None counts in-graph, silently.
     """
-    count = int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1).numpy())
+    if progress is None:
+        count = int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1).numpy())
+    else:
+        count = 0
+        with Progress(progress, unit="examples", announce=False) as report:
+            for batch in dataset:
+                count += 1
+                report.update(int(tf.shape(tf.nest.flatten(batch)[-1])[0]))
     return dataset.apply(tf.data.experimental.assert_cardinality(count))
 
 
@@ -152,5 +166,5 @@ def batch_splits(encoded, *, max_length, batch_size, seed=None, pad_to_boundary=
     boundaries = [max_length + 1] if fixed_length else length_boundaries(max_length)
     return {name: with_known_cardinality(batch_by_length(
                 ids, batch_size, shuffle=name == train_split, seed=seed, boundaries=boundaries,
-                pad_to_boundary=fixed_length or pad_to_boundary))
+                pad_to_boundary=fixed_length or pad_to_boundary), progress=f"preparing the {name} batches")
             for name, ids in encoded.items()}

@@ -19,15 +19,19 @@ Example:
 ([['John', 'lives']], [[1, 0]])
 """
 
+import contextlib
 import dataclasses
+import logging
 import numbers
 import os
 
-from absl import logging
 import tensorflow as tf
 
 from tfnlp.data.errors import DataFormatError
-from tfnlp.data.sources import DataSourceUnavailableError, resolve_data_dir, unavailable_message
+from tfnlp.data.sources import DataSourceUnavailableError, resolve_data_dir, unavailable_message, use_local_files
+from tfnlp.utils import network
+
+logger = logging.getLogger(__name__)
 
 CONLL2003_LABELS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC")
 SPLITS = ("train", "validation", "test")
@@ -49,12 +53,17 @@ class ConllExamples:
         tag_ids: list of list of int. One IOB2 tag id per word, indexing the labels.
         skipped: int. Sentences dropped because of a bad line (only with
             ``skip_bad_rows=True``).
+        document_ids: list of int, or None. For each sentence, the number of
+            ``-DOCSTART-`` lines before it: sentences with equal ids form one
+            document (NER models read neighbouring sentences as context). None
+            when the source keeps no document boundaries (HF datasets).
     """
 
     path: str
     tokens: list
     tag_ids: list
     skipped: int = 0
+    document_ids: list = None
 
     def __len__(self):
         return len(self.tokens)
@@ -95,8 +104,10 @@ def read_conll(path, *, skip_bad_rows=False, labels=CONLL2003_LABELS):
         ConllExamples.
 
     Raises:
-        DataFormatError: the file is missing (line None) or a line is bad (the
-            message names the file, the line number and the problem).
+        DataFormatError: the file is missing or holds no sentence (empty, only
+            ``-DOCSTART-`` lines, or only sentences dropped for a bad line;
+            line None), or a line is bad (the message names the file, the
+            line number and the problem).
 
     Example:
     >>> import os, tempfile
@@ -109,8 +120,8 @@ def read_conll(path, *, skip_bad_rows=False, labels=CONLL2003_LABELS):
     """
     path = os.fspath(path)
     tag_to_id = {tag: i for i, tag in enumerate(labels)}
-    examples = ConllExamples(path=path, tokens=[], tag_ids=[])
-    words, ids, previous, bad = [], [], "O", False
+    examples = ConllExamples(path=path, tokens=[], tag_ids=[], document_ids=[])
+    words, ids, previous, bad, docstarts = [], [], "O", False, 0
     for line, columns, problem in _conll_lines(path):
         if columns is None:  # Sentence boundary.
             if bad:
@@ -118,6 +129,8 @@ def read_conll(path, *, skip_bad_rows=False, labels=CONLL2003_LABELS):
             elif words:
                 examples.tokens.append(words)
                 examples.tag_ids.append(ids)
+                examples.document_ids.append(docstarts)
+            docstarts += problem == _DOCSTART
             words, ids, previous, bad = [], [], "O", False
             continue
         tag = None if problem else _to_iob2(columns[-1], previous)
@@ -131,8 +144,16 @@ def read_conll(path, *, skip_bad_rows=False, labels=CONLL2003_LABELS):
             bad = True
         else:
             raise DataFormatError(path, line, problem)
+    if not examples.tokens:
+        if examples.skipped:
+            problem = f"no sentences: all {examples.skipped} sentence(s) hold a bad line (skipped)"
+        elif docstarts:
+            problem = f"no sentences: the file holds only {_DOCSTART} lines"
+        else:
+            problem = "no sentences: the file is empty"
+        raise DataFormatError(path, None, problem)
     if examples.skipped:
-        logging.warning("%s: skipped %d sentence(s) holding a bad line", path, examples.skipped)
+        logger.warning("%s: skipped %d sentence(s) holding a bad line", path, examples.skipped)
     return examples
 
 
@@ -174,7 +195,8 @@ def load_conll2003_examples(split, *, data_dir=None, max_examples=None, skip_bad
         examples = read_conll(os.path.join(folder, _SPLIT_FILES[split]), skip_bad_rows=skip_bad_rows)
     if max_examples is not None:
         examples = dataclasses.replace(
-            examples, tokens=examples.tokens[:max_examples], tag_ids=examples.tag_ids[:max_examples])
+            examples, tokens=examples.tokens[:max_examples], tag_ids=examples.tag_ids[:max_examples],
+            document_ids=None if examples.document_ids is None else examples.document_ids[:max_examples])
     return examples
 
 
@@ -197,7 +219,10 @@ def load_conll2003(split, *, data_dir=None, max_examples=None, skip_bad_rows=Fal
 
 
 def _conll_lines(path):
-    """Yields ``(line, columns, problem)``; ``columns`` is None at a sentence boundary (and at the end)."""
+    """Yields ``(line, columns, problem)``; ``columns`` is None at a sentence boundary (and at the end).
+
+    A ``-DOCSTART-`` boundary comes with ``problem`` set to ``"-DOCSTART-"`` (it is not an error).
+    """
     try:
         f = open(path, "rb")
     except FileNotFoundError:
@@ -210,7 +235,7 @@ def _conll_lines(path):
                 yield number, [], f"bytes are not valid UTF-8 (byte {e.start + 1} of the line)"
                 continue
             if not columns or columns[0] == _DOCSTART:
-                yield number, None, None
+                yield number, None, columns[0] if columns else None
             elif len(columns) < 2:
                 yield number, columns, "expected at least 2 columns (token ... tag), found 1"
             else:
@@ -226,13 +251,24 @@ def _to_iob2(tag, previous):
 
 
 def _load_from_hf(split):
+    """The split from HF datasets; offline (the Hub does not answer within seconds), from the HF cache only."""
     import datasets
 
+    source = f"CoNLL-2003 (HF datasets {_HF_PATH!r})"
+    files = list(_SPLIT_FILES.values())
+    # HF_HUB_OFFLINE / HF_DATASETS_OFFLINE: the user chose the cache; else check the Hub answers before the
+    # minutes of retries that load_dataset spends on an unreachable host.
+    reason = None if datasets.config.HF_HUB_OFFLINE else network.unreachable_reason(datasets.config.HF_ENDPOINT)
     try:
-        hf_split = datasets.load_dataset(_HF_PATH, revision=_HF_REVISION, split=split)
+        with _hf_offline(reason is not None):
+            hf_split = datasets.load_dataset(_HF_PATH, revision=_HF_REVISION, split=split)
     except Exception as e:  # Offline, hub error, missing cache: all mean "use local files".
-        message = unavailable_message(
-            f"CoNLL-2003 (HF datasets {_HF_PATH!r})", _SUBDIR, list(_SPLIT_FILES.values()), e)
+        if reason is None:
+            message = unavailable_message(source, _SUBDIR, files, e)
+        else:
+            message = (f"CoNLL-2003: no local folder is set (data_dir, $TFNLP_DATA_DIR), HF datasets {_HF_PATH!r} "
+                       f"is not in the cache {datasets.config.HF_DATASETS_CACHE}, and {datasets.config.HF_ENDPOINT} "
+                       f"cannot be reached ({reason}). {use_local_files(_SUBDIR, files)}")
         raise DataSourceUnavailableError(message) from None
     names = getattr(hf_split.features["ner_tags"].feature, "names", None)
     if names is not None and tuple(names) != CONLL2003_LABELS:
@@ -241,3 +277,20 @@ def _load_from_hf(split):
         path=f"{_HF_PATH}@{_HF_REVISION}:{split}",
         tokens=[list(words) for words in hf_split["tokens"]],
         tag_ids=[list(ids) for ids in hf_split["ner_tags"]])
+
+
+@contextlib.contextmanager
+def _hf_offline(offline):
+    """Within the block, HF datasets and the Hub client read only their caches (as with ``HF_HUB_OFFLINE=1``)."""
+    if not offline:
+        yield
+        return
+    import datasets
+    from huggingface_hub import constants
+
+    previous = datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE
+    datasets.config.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE = previous

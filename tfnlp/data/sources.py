@@ -5,11 +5,17 @@ Every loader looks for local files first: the ``data_dir`` argument, else the
 holds one sub-folder per data set (``ag_news/``, ``conll2003/``) or the data
 set's folder itself. Only when neither is set does a loader go online (tfds or
 HF datasets); when that fails it raises `DataSourceUnavailableError`.
+
+Before going online, a loader whose data is not already in the tfds or HF
+cache checks that the download host answers (`check_reachable`, a few
+seconds at most): offline, it fails at once instead of after minutes of
+retries, and leaves nothing behind in the cache folders.
 """
 
 import os
 
 from tfnlp.data.errors import DataFormatError
+from tfnlp.utils import network
 
 DATA_DIR_ENV = "TFNLP_DATA_DIR"
 
@@ -67,14 +73,54 @@ def unavailable_message(dataset, subdir, files, cause):
         dataset: str. Human name of the data set and where it was fetched from.
         subdir: str. The data set's folder name, e.g. ``"ag_news"``.
         files: sequence of str. The files that folder holds.
-        cause: Exception. Why the online source failed (first line of its message is kept).
+        cause: Exception or str. Why the online source failed: an exception (the first line of the
+            message at the root of its chain is kept, shortened at a word boundary), or a sentence.
 
     Example:
     >>> unavailable_message("AG News (tfds)", "ag_news", ["train.csv"], OSError("offline"))[:41]
     'AG News (tfds) could not be loaded (OSErr'
     """
-    reason = (str(cause).strip().splitlines() or [""])[0][:200]
+    if isinstance(cause, BaseException):
+        root = cause
+        while root.__cause__ is not None or (root.__context__ is not None and not root.__suppress_context__):
+            root = root.__cause__ or root.__context__
+        lines = str(root).strip().splitlines() or [""]
+        cause = f"{type(cause).__name__}: {_shorten(lines[0])}"
+        if root is not cause and type(root) is not type(cause):
+            cause += f" ({type(root).__name__})"
+    return f"{dataset} could not be loaded ({cause}). {use_local_files(subdir, files)}"
+
+
+def use_local_files(subdir, files):
+    """The sentence of every `DataSourceUnavailableError` that says how to read local files instead."""
     listed = ", ".join(f"{subdir}/{name}" for name in files)
-    return (
-        f"{dataset} could not be loaded ({type(cause).__name__}: {reason}). "
-        f"Use local files instead: pass data_dir=... or set {DATA_DIR_ENV}=... to a folder holding {listed}.")
+    return (f"Use local files instead: pass data_dir=... or set {DATA_DIR_ENV}=... to a folder holding {listed} "
+            f"(fit scripts: --data-dir).")
+
+
+def check_reachable(dataset, url, subdir, files, tried):
+    """Raises `DataSourceUnavailableError` at once when ``url``'s host cannot be reached (`tfnlp.utils.network`).
+
+    Args:
+        dataset: str. Human name of the data set, e.g. ``"AG News"``.
+        url: str. Where the online source downloads from.
+        subdir: str. The data set's local folder name, e.g. ``"ag_news"``.
+        files: sequence of str. The files that folder holds.
+        tried: str. What was looked for before going online, e.g. "tfds 'ag_news_subset' is not prepared in ...".
+
+    Returns:
+        None when the host answers.
+    """
+    reason = network.unreachable_reason(url)
+    if reason is not None:
+        raise DataSourceUnavailableError(
+            f"{dataset}: no local folder is set (data_dir, ${DATA_DIR_ENV}), {tried}, and {url} cannot be reached "
+            f"({reason}). {use_local_files(subdir, files)}")
+
+
+def _shorten(text, limit=160):
+    """``text`` cut to at most ``limit`` characters at a word boundary, with "..." when cut."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0].rstrip(" ,;:(")
+    return cut + " ..."

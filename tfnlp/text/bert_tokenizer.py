@@ -348,6 +348,15 @@ class BertTokenizer(tf_keras.layers.Layer):
         """
         return self._tokenize_exactly(self._texts(texts), by_word=True)
 
+    def get_vocabulary(self):
+        """The WordPiece vocabulary as a list of str; token ``i`` has id ``i``.
+
+        Example:
+        >>> BertTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "cat"]).get_vocabulary()[4]
+        'cat'
+        """
+        return _load_vocabulary(self._vocabulary)
+
     def special_token_ids(self):
         """The ids of the special tokens, keyed as tf-models-official's ``BertPackInputs`` expects."""
         return {"start_of_sequence_id": self._cls_id, "end_of_segment_id": self._sep_id,

@@ -1,8 +1,10 @@
-"""The shared fit-script runtime: typed arguments, strategy/precision/XLA/seed set-up, callbacks, metrics."""
+"""The shared fit-script runtime: typed arguments, strategy/precision/XLA/seed set-up, callbacks, metrics,
+and the command-line behaviour every fit script shares (`tfnlp.training.cli`: entry point, errors, output)."""
 
+from tfnlp.training import cli
 from tfnlp.training.arguments import field, parse_arguments
 from tfnlp.training.metrics import classification_report
 from tfnlp.training.runtime import Runtime, RuntimeArguments, Throughput, create_strategy
 
-__all__ = ["Runtime", "RuntimeArguments", "Throughput", "classification_report", "create_strategy", "field",
+__all__ = ["Runtime", "RuntimeArguments", "Throughput", "classification_report", "cli", "create_strategy", "field",
            "parse_arguments"]

@@ -5,11 +5,18 @@ Each fit script declares its arguments as dataclasses whose fields carry a
 turns them into an `argparse` parser, validates them through each dataclass's
 ``__post_init__`` and returns the instances. A JSON file given with
 ``--args-file`` supplies defaults that the command line overrides.
+
+Every parser also has the output options of `tfnlp.training.cli`: ``--debug``
+(tracebacks of user errors), ``--verbose`` (the frameworks' logs) and
+``--quiet`` (warnings and results only). An invalid value ends the script with
+one line ``error: <message>`` and exit code 2, before TensorFlow builds
+anything.
 """
 
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import typing
 
@@ -55,24 +62,49 @@ def _add_dataclass(parser, cls):
         group._group_actions[-1].help = kwargs["help"].replace("%(default)s", repr(f.default))
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """An `argparse.ArgumentParser` whose errors are one line ``error: <message>`` (exit code 2), without usage."""
+
+    def error(self, message):
+        self.exit(2, f"error: {' '.join(message.split())} (see --help)\n")
+
+
+OUTPUT_OPTIONS = ("debug", "verbose", "quiet")
+
+
 def build_parser(description, *dataclass_types):
-    """An `argparse.ArgumentParser` with one option per dataclass field, plus ``--args-file``."""
-    parser = argparse.ArgumentParser(description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    """An `ArgumentParser` with one option per dataclass field, ``--args-file`` and the output options."""
+    parser = ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--args-file", default=None,
                         help="JSON file of argument values (field names as keys); the command line overrides it.")
     for cls in dataclass_types:
         _add_dataclass(parser, cls)
+    output = parser.add_argument_group("output", "What the script prints (never written to config.json).")
+    output.add_argument("--debug", action="store_true",
+                        help="Show the traceback of data, path and configuration errors (else one line).")
+    loudness = output.add_mutually_exclusive_group()
+    loudness.add_argument("--verbose", action="store_true",
+                          help="Also show the frameworks' logs (TensorFlow, Keras, transformers) and the model "
+                               "summary. TensorFlow's C++ logs need it on the command line (read at import).")
+    loudness.add_argument("--quiet", action="store_true", help="Show only warnings, errors and the results.")
     return parser
 
 
-def parse_arguments(description, *dataclass_types, argv=None):
-    """Parses ``argv`` into one instance of each dataclass; exits with a usage error on invalid values.
+def parse_arguments(description, *dataclass_types, argv=None, validate=None):
+    """Parses ``argv`` into one instance of each dataclass; exits with a one-line error on invalid values.
+
+    Each dataclass checks its own values in ``__post_init__`` (raising
+    `ValueError`); ``validate`` checks combinations across them. Either error
+    ends the script with ``error: <message>`` and exit code 2. The output
+    options (``--verbose``, ``--quiet``) are applied before returning
+    (`tfnlp.training.cli.configure_output`).
 
     Args:
         description: str. The script's description for ``--help``.
         *dataclass_types: dataclass types whose fields become options.
         argv: list of str or None. Defaults to ``sys.argv[1:]``.
+        validate: callable or None. Called with the instances; raises `ValueError` for combinations that
+            cannot work.
 
     Returns:
         A tuple of dataclass instances, in the order of ``dataclass_types``.
@@ -84,8 +116,12 @@ def parse_arguments(description, *dataclass_types, argv=None):
     >>> parse_arguments("demo", Args, argv=["--epochs", "5"])
     (Args(epochs=5),)
     """
+    from tfnlp.training import cli
+
     parser = build_parser(description, *dataclass_types)
     namespace = vars(parser.parse_args(sys.argv[1:] if argv is None else argv))
+    output = {name: namespace.pop(name) for name in OUTPUT_OPTIONS}
+    cli.configure_output("verbose" if output["verbose"] else "quiet" if output["quiet"] else "default")
     args_file = namespace.pop("args_file")
     values = _read_args_file(parser, args_file, dataclass_types) if args_file else {}
     values.update(namespace)
@@ -96,7 +132,56 @@ def parse_arguments(description, *dataclass_types, argv=None):
             instances.append(cls(**{k: v for k, v in values.items() if k in names}))
         except (TypeError, ValueError) as e:
             parser.error(str(e))
+    if validate is not None:
+        try:
+            validate(*instances)
+        except ValueError as e:
+            parser.error(str(e))
     return tuple(instances)
+
+
+def check_local_folder_or_hub_name(option, value):
+    """Raises `ValueError` when ``value`` can only be a local folder (not a Hugging Face Hub name) and is none.
+
+    For options naming a pretrained model: '' (the default model), an existing folder and a hub name such as
+    ``bert-base-uncased`` or ``org/name`` pass; ``/no/such/folder`` or ``./typo`` fail when arguments are parsed.
+
+    Example:
+    >>> check_local_folder_or_hub_name("--pretrained", "google-bert/bert-base-uncased")
+    >>> check_local_folder_or_hub_name("--pretrained", "/no/such/folder")
+    Traceback (most recent call last):
+    ...
+    ValueError: --pretrained /no/such/folder: no such folder (expected a local HF BERT folder or a Hugging Face Hub name)
+    """
+    from tfnlp.pretrained import _HUB_NAME
+
+    path = os.path.expanduser(value)
+    if not value or os.path.isdir(path):
+        return
+    if os.path.exists(path):
+        raise ValueError(f"{option} {value}: not a folder (expected a local HF BERT folder or a Hugging Face Hub name)")
+    if not _HUB_NAME.match(value):
+        raise ValueError(f"{option} {value}: no such folder (expected a local HF BERT folder or a Hugging Face Hub "
+                         f"name)")
+
+
+def check_saved_model_or_url(option, value):
+    """Raises `ValueError` when ``value`` is not a URL (``scheme://...``) and not a folder holding a SavedModel.
+
+    Example:
+    >>> check_saved_model_or_url("--encoder", "https://tfhub.dev/tensorflow/small_bert/bert_en_uncased_L-4_H-128_A-2/1")
+    >>> check_saved_model_or_url("--encoder", "/no/such/folder")
+    Traceback (most recent call last):
+    ...
+    ValueError: --encoder /no/such/folder: no such folder (expected a TF-Hub URL or a local SavedModel folder)
+    """
+    if not value or "://" in value:
+        return
+    folder = os.path.expanduser(value)
+    if not os.path.isdir(folder):
+        raise ValueError(f"{option} {value}: no such folder (expected a TF-Hub URL or a local SavedModel folder)")
+    if not any(os.path.isfile(os.path.join(folder, name)) for name in ("saved_model.pb", "saved_model.pbtxt")):
+        raise ValueError(f"{option} {value}: no saved_model.pb in the folder (expected a SavedModel)")
 
 
 def _read_args_file(parser, path, dataclass_types):

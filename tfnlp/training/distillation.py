@@ -55,10 +55,11 @@ def sentence_embeddings(texts, pretrained_name=None, *, cache_path=None, sequenc
     batches = _batches_by_length(tokenizer, texts, batch_size, on_start=encoder.load)
     key = _cache_key(texts, pretrained_name, sequence_length)
     if cache_path is None:
-        features, order, seconds = compute_features(encoder, batches, name="sentence embeddings")
+        features, order, seconds = compute_features(encoder, batches, name="sentence embeddings", total=len(texts))
     else:
         os.makedirs(os.path.dirname(os.path.abspath(cache_path)), exist_ok=True)
-        features, order, seconds = cached_features(encoder, batches, cache_path, key)
+        features, order, seconds = cached_features(encoder, batches, cache_path, key, total=len(texts),
+                                                   name=f"teacher sentence embeddings into {cache_path}")
     embeddings = np.empty_like(features)
     embeddings[order] = features  # Back from length order to the order of `texts`.
     return embeddings, seconds

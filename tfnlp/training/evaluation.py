@@ -1,5 +1,11 @@
-"""Evaluating a classifier on a dataset and writing the figures."""
+"""The shared training loop (resumable across kills at any stage), and evaluating a classifier."""
 
+import csv
+import json
+import logging
+import os
+import shutil
+import tempfile
 import time
 
 import numpy as np
@@ -7,8 +13,18 @@ import numpy as np
 import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 
 import tensorflow as tf
+import tf_keras
 
+from tfnlp.training import report
 from tfnlp.training.metrics import classification_report
+from tfnlp.training.runtime import EpochLog, ResumeNotice, Throughput
+from tfnlp.utils import atomic_write_json
+
+logger = logging.getLogger(__name__)
+
+# In the output folder: where the training stands, and the weights it ended with.
+STATE_FILE = "training_state.json"
+FINAL_WEIGHTS = os.path.join("checkpoints", "final")
 
 
 def predict_classes(model, dataset):
@@ -28,14 +44,22 @@ def evaluate_classifier(model, dataset, class_names):
     return classification_report(labels, predictions, class_names)
 
 
-def fit_model(model, runtime, batches, *, epochs, num_train, restore_best=True, monitor="val_accuracy", mode="max"):
+def fit_model(model, runtime, batches, *, epochs, num_train, restore_best=True, monitor="val_accuracy", mode="max",
+              extra_callbacks=()):
     """The training loop every fit script runs: fit with the shared callbacks, then restore the best epoch.
 
     Fits on ``batches["train"]`` with the callbacks of ``runtime``
-    (`tfnlp.training.Runtime.callbacks`: resume, best checkpoint, logs),
-    validating on ``batches["validation"]``; then loads the epoch with the best
-    ``monitor`` unless ``restore_best`` is false (the last epoch stays).
-    Evaluation is the caller's: `fit_and_evaluate` for classifiers.
+    (`tfnlp.training.Runtime.callbacks`: resume, best checkpoint, logs; one
+    line per epoch), validating on ``batches["validation"]``; then loads the
+    epoch with the best ``monitor`` unless ``restore_best`` is false (the last
+    epoch stays). Evaluation is the caller's: `fit_and_evaluate` for classifiers.
+
+    A run killed at any moment resumes when started again with the same output
+    folder: mid-training from its last finished epoch (``resuming from epoch
+    N``); after training (while testing or exporting), without training again:
+    the final weights are saved to ``<output_dir>/checkpoints/final`` and
+    ``<output_dir>/training_state.json`` says training finished before the
+    backup is deleted. The state also adds up the wall time of every session.
 
     Args:
         model: compiled tf_keras.Model.
@@ -46,29 +70,184 @@ def fit_model(model, runtime, batches, *, epochs, num_train, restore_best=True, 
         restore_best: bool. Leave the epoch with the best ``monitor`` in ``model``; if false, the last epoch.
         monitor: str. The validation figure that picks the best epoch.
         mode: str. ``"max"`` or ``"min"`` for ``monitor``.
+        extra_callbacks: sequence of tf_keras callbacks. The pipeline's own, run after the shared ones.
 
     Returns:
-        (metrics, throughput): a dict with ``train_examples``, ``train_wall_seconds``,
-        ``train_examples_per_second`` (median over epochs), ``epochs_run_this_session`` and ``weights``
-        (``"best_validation_epoch"`` or ``"last_epoch"``); and the `tfnlp.training.Throughput` callback with
-        per-epoch figures.
+        (metrics, throughput): a dict with ``train_examples``; ``train_wall_seconds`` (all sessions of this
+        training) and ``train_wall_seconds_this_session``; ``training_sessions``; ``train_examples_per_second``
+        (median over the epochs); ``epochs_run_this_session``; ``resumed_from_epoch`` (0-based; 0 when it started
+        afresh, ``epochs`` when it had finished); and ``weights`` (``"best_validation_epoch"`` or
+        ``"last_epoch"``); ``plots`` (``{"curves": "curves.png"}``: the training curves drawn from history.csv
+        beside metrics.json, by the chief; `tfnlp.training.report`); and the `tfnlp.training.Throughput` callback
+        with the per-epoch figures.
     """
-    callbacks = runtime.callbacks(num_train, monitor=monitor, mode=mode)
-    throughput = callbacks[0]
-    start = time.perf_counter()
-    model.fit(batches["train"], validation_data=batches["validation"], epochs=epochs, callbacks=callbacks,
-              verbose=2)
-    seconds = time.perf_counter() - start
+    state = _TrainingState(runtime)
+    final = runtime.path(FINAL_WEIGHTS)
+    if state.finished and os.path.exists(final + ".index"):
+        state.warn_if_changed()
+        model.load_weights(final).expect_partial()
+        logger.info("training finished in an earlier session (%d epochs, %.0f s): skipped; its weights are in %s "
+                    "(a new --output-dir trains again)", state.total_epochs, state.total_seconds, final)
+        throughput = Throughput(num_train)
+        throughput.train_seconds, throughput.examples_per_second = _history_throughput(runtime)
+        metrics = {**state.metrics, "train_wall_seconds_this_session": 0.0, "epochs_run_this_session": 0,
+                   "resumed_from_epoch": state.total_epochs}
+    else:
+        state.start_session(resuming=tf.train.latest_checkpoint(runtime.path("backup", "chief")) is not None)
+        callbacks = runtime.callbacks(num_train, monitor=monitor, mode=mode, keep_backup=True,
+                                      extra=[EpochLog(), _SessionClock(state), *extra_callbacks])
+        throughput = callbacks[0]
+        resume = next(callback for callback in callbacks if isinstance(callback, ResumeNotice))
+        start = time.perf_counter()
+        # Multi-worker: each worker reads the same batches and trains on its share of each (one process's steps).
+        model.fit(runtime.shard_by_data(batches["train"]), validation_data=runtime.shard_by_data(batches["validation"]),
+                  epochs=epochs, callbacks=callbacks, verbose=0)
+        state.end_session(time.perf_counter() - start, len(throughput.train_seconds))
+        _, history_rates = _history_throughput(runtime)
+        metrics = {
+            "train_examples": num_train,
+            "train_wall_seconds": state.total_seconds,
+            "train_wall_seconds_this_session": state.session_seconds,
+            "training_sessions": len(state.sessions),
+            "train_examples_per_second": float(np.nanmedian(history_rates or throughput.examples_per_second))
+            if (history_rates or throughput.examples_per_second) else None,
+            "epochs_run_this_session": len(throughput.train_seconds),
+            "resumed_from_epoch": resume.resumed_epoch,
+        }
+        _save_final_weights(model, runtime, final)
+        state.finish(metrics)
+        if runtime.is_chief:
+            shutil.rmtree(runtime.path("backup"), ignore_errors=True)
+        runtime.barrier()  # Multi-worker: the chief's last checkpoint is written before anyone reads it.
     restored = restore_best and runtime.restore_best(model)
-    metrics = {
-        "train_examples": num_train,
-        "train_wall_seconds": seconds,
-        "train_examples_per_second": float(np.nanmedian(throughput.examples_per_second))
-        if throughput.examples_per_second else None,
-        "epochs_run_this_session": len(throughput.train_seconds),
-        "weights": "best_validation_epoch" if restored else "last_epoch",
-    }
+    metrics["weights"] = "best_validation_epoch" if restored else "last_epoch"
+    if runtime.is_chief:  # The run report's curves (`tfnlp.training.report`), beside metrics.json.
+        curves = report.write_curves(runtime.args.output_dir)
+        if curves:
+            metrics["plots"] = {"curves": curves}
     return metrics, throughput
+
+
+class _TrainingState:
+    """``<output_dir>/training_state.json``: the training's status, its sessions' wall time, its figures."""
+
+    def __init__(self, runtime):
+        self.runtime = runtime
+        self.path = runtime.path(STATE_FILE)
+        self.state = {}
+        if os.path.exists(self.path):
+            try:
+                with open(self.path, encoding="utf-8") as f:
+                    self.state = json.load(f)
+            except ValueError:  # Written atomically, so only a hand-edited file gets here: start afresh.
+                logger.warning("%s is not valid JSON; ignoring it", self.path)
+        self.arguments = _arguments(runtime)
+        self.session_seconds = 0.0
+
+    @property
+    def finished(self):
+        return self.state.get("status") == "finished"
+
+    @property
+    def sessions(self):
+        return self.state.setdefault("sessions", [])
+
+    @property
+    def total_seconds(self):
+        return float(sum(session["seconds"] for session in self.sessions))
+
+    @property
+    def total_epochs(self):
+        return int(sum(session["epochs"] for session in self.sessions))
+
+    @property
+    def metrics(self):
+        return dict(self.state.get("metrics", {}))
+
+    def start_session(self, resuming):
+        if resuming:
+            self.warn_if_changed()
+        else:  # A new training: earlier sessions in this folder belong to another one.
+            self.state = {}
+        self.state.update(status="training", arguments=self.arguments)
+        self.sessions.append({"seconds": 0.0, "epochs": 0})
+        self.save()
+
+    def epoch_done(self, seconds):
+        self.sessions[-1]["seconds"] = seconds
+        self.sessions[-1]["epochs"] += 1
+        self.save()
+
+    def end_session(self, seconds, epochs):
+        self.session_seconds = seconds
+        self.sessions[-1].update(seconds=seconds, epochs=epochs)
+
+    def finish(self, metrics):
+        self.state.update(status="finished", metrics=metrics)
+        self.save()
+
+    def save(self):
+        if self.runtime.is_chief:
+            atomic_write_json(self.path, self.state)
+
+    def warn_if_changed(self):
+        """Warns when the saved training was started with other options than this run's."""
+        before = self.state.get("arguments")
+        if not before or not self.arguments or before == self.arguments:
+            return
+        changes = [f"{section}.{key}: {before.get(section, {}).get(key)!r} -> {value!r}"
+                   for section, values in self.arguments.items() for key, value in values.items()
+                   if before.get(section, {}).get(key) != value]
+        logger.warning("the training in %s was started with other options (%s); continuing it (a new --output-dir "
+                       "trains with these options from the start)", self.runtime.args.output_dir,
+                       "; ".join(changes) or "other sections")
+
+
+def _arguments(runtime):
+    """The run's options (its config.json without the environment), or None before `Runtime.write_config`."""
+    config = getattr(runtime, "config", None)
+    if not config:
+        return None
+    return json.loads(json.dumps({name: values for name, values in config.items() if name != "environment"},
+                                 default=str))
+
+
+class _SessionClock(tf_keras.callbacks.Callback):
+    """Records this session's wall time in the training state at the end of each epoch (after its backup)."""
+
+    def __init__(self, state):
+        super().__init__()
+        self.state = state
+
+    def on_train_begin(self, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.state.epoch_done(time.perf_counter() - self._start)
+
+
+def _save_final_weights(model, runtime, final):
+    """Saves the weights training ended with (every worker saves: the chief to ``final``, others to a temporary)."""
+    if runtime.is_chief:
+        model.save_weights(final)
+        return
+    scratch = tempfile.mkdtemp()
+    try:
+        model.save_weights(os.path.join(scratch, "final"))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _history_throughput(runtime):
+    """Per-epoch training seconds and examples per second of this training, from its history.csv (all sessions)."""
+    path = runtime.worker_path(runtime.path("history.csv"))
+    if not os.path.exists(path):
+        return [], []
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    start = max((i for i, row in enumerate(rows) if row.get("epoch") == "0"), default=0)
+    rows = [row for row in rows[start:] if row.get("train_seconds") and row.get("examples_per_second")]
+    return [float(row["train_seconds"]) for row in rows], [float(row["examples_per_second"]) for row in rows]
 
 
 def fit_and_evaluate(model, runtime, batches, *, epochs, num_train, class_names, restore_best=True):
@@ -88,7 +267,8 @@ def fit_and_evaluate(model, runtime, batches, *, epochs, num_train, class_names,
 
     Returns:
         (metrics, throughput): `fit_model`'s metrics plus ``test`` (`classification_report`) and
-        ``validation_accuracy``; and the `tfnlp.training.Throughput` callback.
+        ``validation_accuracy``, with ``plots["confusion_matrix"]``: the test confusion matrix drawn beside
+        metrics.json (``confusion_matrix.png``, by the chief); and the `tfnlp.training.Throughput` callback.
     """
     fit_metrics, throughput = fit_model(model, runtime, batches, epochs=epochs, num_train=num_train,
                                         restore_best=restore_best)
@@ -97,4 +277,7 @@ def fit_and_evaluate(model, runtime, batches, *, epochs, num_train, class_names,
         "validation_accuracy": evaluate_classifier(model, batches["validation"], class_names)["accuracy"],
         **fit_metrics,
     }
+    if runtime.is_chief:  # The counts of metrics["test"]["confusion_matrix"], drawn.
+        metrics.setdefault("plots", {})["confusion_matrix"] = report.write_confusion_matrix(
+            runtime.args.output_dir, metrics["test"])
     return metrics, throughput

@@ -10,11 +10,12 @@ import numpy as np
 import tensorflow as tf
 
 from tfnlp.utils import atomic_file
+from tfnlp.utils.progress import Progress
 
 logger = logging.getLogger(__name__)
 
 
-def cached_features(model, dataset, path, key):
+def cached_features(model, dataset, path, key, total=None, name=None):
     """Runs a frozen ``model`` over a dataset once and caches its outputs with the labels in ``path`` (.npz).
 
     A later call with the same ``path`` and ``key`` loads the file instead of
@@ -27,6 +28,8 @@ def cached_features(model, dataset, path, key):
         dataset: iterable of ``(inputs, label)`` batches in a fixed order (a tf.data.Dataset, or a generator).
         path: str. Cache file.
         key: str. What the features depend on; stored in the file and compared on load.
+        total: int or None. Examples in ``dataset``, for the progress lines (None: unknown).
+        name: str or None. What the progress lines call the pass (None: "encoding into <path>").
 
     Returns:
         (features, labels, seconds): float32 ``[n, width]``, int ``[n]``, and the seconds spent running
@@ -43,23 +46,23 @@ def cached_features(model, dataset, path, key):
     if os.path.exists(path):
         with np.load(path, allow_pickle=False) as cached:
             if str(cached["key"]) == key:
-                logger.info("features loaded from %s", path)
+                logger.info("%d cached vectors read from %s (no encoder pass)", len(cached["labels"]), path)
                 return cached["features"], cached["labels"], 0.0
         logger.info("%s was computed for other inputs; recomputing", path)
-    features, labels, seconds = compute_features(model, dataset, name=os.path.basename(path))
+    features, labels, seconds = compute_features(model, dataset, name=name or f"encoding into {path}", total=total)
     with atomic_file(path) as f:
         np.savez(f, features=features, labels=labels, key=np.array(key))
-    logger.info("computed %d feature vectors in %.1f s; cached in %s", len(features), seconds, path)
     return features, labels, seconds
 
 
-def compute_features(model, dataset, name="features"):
+def compute_features(model, dataset, name="computing features", total=None):
     """Runs a frozen ``model`` over a dataset of ``(inputs, label)`` batches (no cache; see `cached_features`).
 
     Args:
         model: callable. Maps a batch of inputs to float features ``[batch, width]`` (``training=False``).
         dataset: iterable of ``(inputs, label)`` batches (a tf.data.Dataset, or a generator of Tensors).
-        name: str. Names the pass in the progress log (one line a minute).
+        name: str. Names the pass in the progress lines (`tfnlp.utils.progress.Progress`).
+        total: int or None. Examples in ``dataset`` (None: unknown).
 
     Returns:
         (features, labels, seconds): float32 ``[n, width]``, the labels ``[n]``, and the seconds spent.
@@ -73,12 +76,9 @@ def compute_features(model, dataset, name="features"):
     start = time.perf_counter()
     run = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
     features, labels = [], []
-    last_report = start
-    for inputs, batch_labels in dataset:
-        features.append(tf.cast(run(inputs), tf.float32).numpy())
-        labels.append(batch_labels.numpy())
-        if time.perf_counter() - last_report > 60:
-            last_report = time.perf_counter()
-            count = sum(len(batch) for batch in labels)
-            logger.info("%s: %d examples encoded, %.1f examples/s", name, count, count / (last_report - start))
+    with Progress(name, total=total, unit="examples", log=logger) as progress:
+        for inputs, batch_labels in dataset:
+            features.append(tf.cast(run(inputs), tf.float32).numpy())
+            labels.append(batch_labels.numpy())
+            progress.update(len(labels[-1]))
     return np.concatenate(features), np.concatenate(labels), time.perf_counter() - start

@@ -43,3 +43,41 @@ class SparseCategoricalCrossentropyWithSmoothing(tf_keras.losses.Loss):
         config = super().get_config()
         config.update({"num_classes": self.num_classes, "label_smoothing": self.label_smoothing})
         return config
+
+
+@tf_keras.utils.register_keras_serializable(package="tfnlp")
+class MaskedSparseCategoricalCrossentropy(tf_keras.losses.Loss):
+    """Cross-entropy of per-token logits against integer labels, skipping the labels equal to ``ignore_index``.
+
+    The mean over the labelled tokens of the batch, as HF's ``hf_compute_loss``
+    for token classification: padding, special tokens and (optionally) later
+    sub-word pieces carry -100 and add nothing, however long the batch's padding.
+
+    Args:
+        ignore_index: int. The label that marks tokens without a label.
+        **kwargs: `tf_keras.losses.Loss` arguments (``name``).
+
+    Example:
+    >>> loss = MaskedSparseCategoricalCrossentropy()
+    >>> logits = tf.constant([[[0.0, 5.0], [9.0, 0.0]]])
+    >>> round(float(loss(tf.constant([[1, -100]]), logits)), 4)  # Only the first token counts.
+    0.0067
+    """
+
+    def __init__(self, ignore_index=-100, name="masked_sparse_categorical_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.ignore_index = int(ignore_index)
+
+    def call(self, y_true, y_pred):
+        y_true = tf.cast(y_true, tf.int32)
+        mask = tf.not_equal(y_true, self.ignore_index)
+        losses = tf_keras.losses.sparse_categorical_crossentropy(
+            tf.where(mask, y_true, 0), tf.cast(y_pred, tf.float32), from_logits=True)
+        mask = tf.cast(mask, losses.dtype)
+        # One value per batch: the mean over labelled tokens (Keras' reduction then leaves it as it is).
+        return tf.math.divide_no_nan(tf.reduce_sum(losses * mask), tf.reduce_sum(mask))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"ignore_index": self.ignore_index})
+        return config

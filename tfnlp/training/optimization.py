@@ -114,6 +114,21 @@ def create_optimizer(learning_rate, num_train_steps, *, warmup_ratio=0.1, weight
             exclude_from_weight_decay=optimizer._exclude_from_weight_decay,
             gradient_clip_norm=optimizer.gradient_clip_norm, name="LazyAdamWeightDecay")
     optimizer.gradient_aggregator = _dense_before_all_reduce(optimizer.gradient_aggregator)
+    return _clip_after_all_reduce(optimizer)
+
+
+def _clip_after_all_reduce(optimizer):
+    """Clips the global batch's gradient to tf-models-official's norm (1.0) after the replicas' gradients are summed.
+
+    tf-models-official's `AdamWeightDecay` clips each replica's share of the
+    gradient before the all-reduce (as BERT's TF1 code did), so several
+    replicas took other steps than one device with the same global batch.
+    Keras' ``global_clipnorm`` clips after it: the same step on any number of
+    replicas, and the same as before on one.
+    """
+    clip_norm = optimizer.gradient_clip_norm
+    optimizer.gradient_clip_norm = 0.0
+    optimizer.global_clipnorm = clip_norm if clip_norm > 0 else None
     return optimizer
 
 

@@ -6,15 +6,36 @@ and trains with ``runtime.callbacks(...)``. Datasets given to ``fit`` must have
 a known cardinality when ``--steps-per-execution`` is above 1
 (`tfnlp.data.batching.with_known_cardinality`). Running a script again with the same
 ``--output-dir`` resumes an interrupted run from its last completed epoch
-(`tf_keras.callbacks.BackupAndRestore`).
+(`tf_keras.callbacks.BackupAndRestore`), and skips a training that finished
+(`tfnlp.training.evaluation.fit_model`).
+
+Multi-worker training (``--strategy multi_worker``, `MultiWorkerMirroredStrategy`
+configured by ``TF_CONFIG``): every worker runs the same command with the same
+``--output-dir``, a folder they all see (a shared file system; one local folder
+when the workers share a machine). The chief alone writes there; the others
+write what they must (Keras' temporary checkpoints, their logs, caches, their
+copy of the export) to a folder of their own that is deleted when they end
+(`Runtime.worker_path`). Batches are split between the workers as Keras splits
+a global batch (``AutoShardPolicy.DATA``: each worker reads the same in-memory
+data and keeps its share of every batch), so a run on N workers takes the same
+steps as one process with the same ``--batch-size``. A worker that dies makes
+the others stop within ``--worker-timeout`` seconds (TensorFlow's coordination
+service notices the missing heartbeats) with one line saying which one
+(`cluster_failure_message`); starting every worker again resumes the run.
 """
 
+import atexit
 import copy
 import csv
 import dataclasses
 import json
 import logging
 import os
+import re
+import secrets
+import shlex
+import shutil
+import tempfile
 import time
 
 import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
@@ -22,8 +43,9 @@ import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 import tensorflow as tf
 import tf_keras
 
+from tfnlp.errors import ConfigurationError
 from tfnlp.training.arguments import field
-from tfnlp.utils import atomic_write_json
+from tfnlp.utils import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -45,25 +67,33 @@ class RuntimeArguments:
                                         "trips: faster for small models, and needed to keep TPUs busy).")
     seed: int = field(42, "Seed for Python, NumPy and TensorFlow (data order, initialisation, dropout).")
     deterministic_ops: bool = field(False, "Make TensorFlow ops deterministic (slower; bit-exact repeated runs).")
+    worker_timeout: int = field(30, "--strategy multi_worker: seconds without a heartbeat after which a worker is "
+                                    "taken for dead and the others stop with an error (raise it when busy "
+                                    "machines stall workers for longer).")
 
     def __post_init__(self):
         if not self.output_dir:
             raise ValueError("--output-dir must not be empty")
         if self.steps_per_execution < 1:
             raise ValueError("--steps-per-execution must be at least 1")
+        if self.worker_timeout < 1:
+            raise ValueError("--worker-timeout must be at least 1 (seconds)")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"--strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}")
+        if self.tpu and self.strategy != "tpu":
+            raise ValueError(f"--tpu {self.tpu} names a TPU, which only --strategy tpu uses (not {self.strategy})")
         if self.strategy == "multi_worker" and not os.environ.get("TF_CONFIG"):
             raise ValueError("--strategy multi_worker needs the TF_CONFIG environment variable "
                              "(cluster spec and this worker's task)")
 
 
-def create_strategy(name, tpu=""):
+def create_strategy(name, tpu="", worker_timeout=30):
     """Returns the `tf.distribute.Strategy` called ``name`` (one of `STRATEGIES`).
 
     Args:
         name: str. "default", "mirrored", "multi_worker" or "tpu".
         tpu: str. TPU name/address for "tpu" ('' = local TPU, as in Colab).
+        worker_timeout: int. "multi_worker": seconds without a heartbeat before a worker is taken for dead.
     """
     if name == "default":
         return tf.distribute.get_strategy()
@@ -72,7 +102,14 @@ def create_strategy(name, tpu=""):
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices=devices)
     if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        try:
+            _configure_coordination_service(worker_timeout)
+            return tf.distribute.MultiWorkerMirroredStrategy()
+        except RuntimeError as error:
+            if "program startup" not in str(error):
+                raise
+            raise RuntimeError("--strategy multi_worker: MultiWorkerMirroredStrategy must be created before TensorFlow "
+                               "runs anything; build the Runtime first in the fit script's main") from error
     if name == "tpu":
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
         tf.config.experimental_connect_to_cluster(resolver)
@@ -98,14 +135,20 @@ class Runtime:
         tf_keras.utils.set_random_seed(args.seed)
         if args.deterministic_ops:
             tf.config.experimental.enable_op_determinism()
-        self.strategy = create_strategy(args.strategy, args.tpu)
+        if args.strategy == "multi_worker":
+            _log_cluster_join()
+        self.strategy = create_strategy(args.strategy, args.tpu, args.worker_timeout)
+        self._scratch = None  # This worker's own folder (`worker_path`), made when first needed.
         policy = "float32"
         if args.mixed_precision:
             policy = "mixed_bfloat16" if args.strategy == "tpu" else "mixed_float16"
         # Set even when float32: the policy is process-global, and an earlier run may have left a mixed one.
         tf_keras.mixed_precision.set_global_policy(policy)
         self.compute_dtype = policy.split("_")[-1]
+        self.config = None  # Set by `write_config`.
         os.makedirs(args.output_dir, exist_ok=True)
+        if self.num_workers > 1:
+            self._check_shared_output_dir()
 
     def reseed(self):
         """Sets the seeds of Python, NumPy and TensorFlow again, as at construction.
@@ -136,6 +179,100 @@ class Runtime:
         has_chief = "chief" in resolver.cluster_spec().as_dict()
         return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
+    @property
+    def num_workers(self):
+        """Workers training together (the chief included): 1 unless multi-worker."""
+        resolver = getattr(self.strategy, "cluster_resolver", None)
+        if resolver is None or not getattr(resolver, "task_type", None):
+            return 1
+        jobs = resolver.cluster_spec().as_dict()
+        return sum(len(jobs.get(job, ())) for job in ("chief", "worker"))
+
+    def worker_path(self, path):
+        """Where this worker writes the file or folder ``path``: ``path`` itself on the chief.
+
+        Another worker of a multi-worker cluster gets the same path inside a
+        temporary folder of its own, deleted when the process ends, so that only
+        the chief's files land in the output folder and the export folder (its
+        parent folder is created). Use it
+        for what every worker must write, such as caches and the export (saving
+        a SavedModel reads distributed variables, which takes every worker),
+        as Keras' own callbacks do for checkpoints and logs.
+
+        Args:
+            path: str. A path as the chief writes it (e.g. ``runtime.path("teacher", "train.npz")``).
+        """
+        if self.is_chief:
+            return path
+        if self._scratch is None:
+            self._scratch = tempfile.mkdtemp(prefix="tfnlp-worker-")
+            atexit.register(shutil.rmtree, self._scratch, ignore_errors=True)
+        private = os.path.join(self._scratch, os.path.abspath(path).lstrip(os.sep))
+        os.makedirs(os.path.dirname(private), exist_ok=True)
+        return private
+
+    def barrier(self):
+        """Returns when every worker has called it (at once unless multi-worker).
+
+        For example, before workers read a file the chief has just written.
+        """
+        if self.num_workers > 1:
+            self._sum_over_workers(0.0)
+
+    def shard_by_data(self, dataset):
+        """``dataset`` set to be split between workers batch by batch (`tf.data.experimental.AutoShardPolicy.DATA`).
+
+        The fit scripts' datasets are in memory (no files to share out), and
+        their global batches must stay as one process would build them: each
+        worker reads the same data, and Keras gives each its share of every
+        batch. Without it, the automatic policy looks for files first and warns.
+        No effect unless multi-worker.
+        """
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        return dataset.with_options(options)
+
+    def _sum_over_workers(self, value):
+        """The sum of one float from each worker (an all-reduce: every worker must call it, in the same order)."""
+        local_replicas = len(self.strategy.extended.worker_devices)
+
+        @tf.function
+        def all_reduce(value):
+            def replica_fn(value):
+                context = tf.distribute.get_replica_context()
+                first_local = tf.equal(context.replica_id_in_sync_group % local_replicas, 0)  # Once per worker.
+                return context.all_reduce(tf.distribute.ReduceOp.SUM, tf.where(first_local, value, 0.0))
+
+            return self.strategy.run(replica_fn, args=(value,))
+
+        result = all_reduce(tf.constant(value, tf.float64))
+        return float(self.strategy.experimental_local_results(result)[0])
+
+    def _check_shared_output_dir(self):
+        """Raises ConfigurationError on every worker unless all of them see the chief's files in the output folder.
+
+        They must: a resumed run, the best epoch and the finished training are read back from the chief's files
+        (Keras' `BackupAndRestore` and `ModelCheckpoint` expect the same). Costs two all-reduces of one number.
+        """
+        path = self.path(".tfnlp-cluster")
+        token = secrets.randbits(48) if self.is_chief else 0  # Exact in float64.
+        if self.is_chief:
+            atomic_write_text(path, str(token))
+        token = int(self._sum_over_workers(float(token)))  # Also a barrier: the chief has written the file.
+        try:
+            with open(path, encoding="utf-8") as f:
+                seen = f.read().strip() == str(token)
+        except OSError:
+            seen = False
+        blind = int(self._sum_over_workers(0.0 if seen else 1.0))  # Everyone has read the file after this.
+        if self.is_chief:
+            os.remove(path)
+        if blind:
+            raise ConfigurationError(
+                f"--output-dir {self.args.output_dir}: {blind} of the {self.num_workers} workers do not see the "
+                f"chief's files there; multi-worker training needs an output folder that every worker shares (a "
+                f"shared file system, or the same local folder when the workers run on one machine)")
+
     def scope(self):
         """The strategy scope: build and compile models inside it."""
         return self.strategy.scope()
@@ -154,11 +291,17 @@ class Runtime:
         return os.path.join(self.args.output_dir, *parts)
 
     def write_config(self, **sections):
-        """Logs the run's configuration and writes it to ``<output_dir>/config.json``.
+        """Writes the run's configuration to ``<output_dir>/config.json`` and logs it in a few lines.
+
+        The log names the file, the environment (versions, strategy, replicas,
+        precision) and the options that differ from their defaults; with
+        ``--verbose``, the whole configuration.
 
         Args:
             **sections: dataclass instances or dicts, one per argument group.
         """
+        from tfnlp.training import cli
+
         config = {name: dataclasses.asdict(value) if dataclasses.is_dataclass(value) else dict(value)
                   for name, value in sections.items()}
         config["environment"] = {
@@ -166,17 +309,26 @@ class Runtime:
             "strategy": type(self.strategy).__name__, "replicas": self.num_replicas,
             "compute_dtype": self.compute_dtype,
         }
-        logger.info("configuration:\n%s", json.dumps(config, indent=2, sort_keys=True, default=str))
+        self.config = config
         if self.is_chief:
             atomic_write_json(self.path("config.json"), config)
+        environment = config["environment"]
+        logger.info("configuration in %s: TensorFlow %s, tf_keras %s, tfnlp %s; %d replica(s) (%s), %s",
+                    self.path("config.json"), environment["tensorflow"], environment["tf_keras"],
+                    environment["tfnlp"], environment["replicas"], environment["strategy"],
+                    environment["compute_dtype"])
+        if cli.verbosity == "verbose":
+            logger.info("configuration:\n%s", json.dumps(config, indent=2, sort_keys=True, default=str))
+        else:
+            logger.info("options: %s", _changed_options(sections) or "all defaults")
         return config
 
     def callbacks(self, examples_per_epoch, monitor="val_accuracy", mode="max", early_stopping_patience=None,
-                  extra=()):
+                  extra=(), keep_backup=False):
         """The callbacks every pipeline uses, built in one place.
 
         - `BackupAndRestore` in ``<output_dir>/backup``: a run killed mid-training resumes from its last
-          completed epoch when started again with the same output folder;
+          completed epoch when started again with the same output folder (and logs ``resuming from epoch N``);
         - `ModelCheckpoint` of the best weights (by ``monitor``) in ``<output_dir>/checkpoints/best``;
         - `TensorBoard` logs in ``<output_dir>/logs``;
         - `CSVLogger` (appending, so a resumed run keeps its history) in ``<output_dir>/history.csv``;
@@ -189,16 +341,19 @@ class Runtime:
             mode: str. "max" or "min" for ``monitor``.
             early_stopping_patience: int or None. Epochs without improvement before stopping.
             extra: iterable of further callbacks, appended last.
+            keep_backup: bool. Keep the backup when training ends (`tfnlp.training.evaluation.fit_model` deletes
+                it once the final weights are saved, so that a kill in between loses nothing).
         """
         # Throughput comes first: it adds its figures to the epoch logs that the later callbacks write.
         callbacks = [
             Throughput(examples_per_epoch),
-            tf_keras.callbacks.BackupAndRestore(self.path("backup")),
+            tf_keras.callbacks.BackupAndRestore(self.path("backup"), delete_checkpoint=not keep_backup),
             tf_keras.callbacks.ModelCheckpoint(self.path("checkpoints", "best"), monitor=monitor, mode=mode,
                                                save_best_only=True, save_weights_only=True,
                                                initial_value_threshold=self._resumed_best(monitor, mode)),
             tf_keras.callbacks.TensorBoard(self.path("logs")),
-            tf_keras.callbacks.CSVLogger(self.path("history.csv"), append=True),
+            tf_keras.callbacks.CSVLogger(self.worker_path(self.path("history.csv")), append=True),
+            ResumeNotice(self.path("backup")),  # After BackupAndRestore, which restores in on_train_begin.
         ]
         if early_stopping_patience:
             callbacks.append(tf_keras.callbacks.EarlyStopping(monitor=monitor, mode=mode,
@@ -232,6 +387,85 @@ class Runtime:
             model.load_weights(prefix).expect_partial()
             return True
         return False
+
+
+def _log_cluster_join():
+    """Logs which worker of the ``TF_CONFIG`` cluster this process is: creating the strategy waits for all of them."""
+    try:
+        config = json.loads(os.environ.get("TF_CONFIG", ""))
+        task, cluster = config["task"], config["cluster"]
+        workers = sum(len(cluster.get(job, ())) for job in ("chief", "worker"))
+        logger.info("joining the TF_CONFIG cluster as %s %s of %d workers (waiting until every worker has started)",
+                    task["type"], task["index"], workers)
+    except (ValueError, KeyError, TypeError, AttributeError):
+        pass  # TensorFlow reports a malformed TF_CONFIG itself.
+
+
+def _configure_coordination_service(heartbeat_seconds):
+    """Configures TensorFlow's coordination service as `MultiWorkerMirroredStrategy` does, with our heartbeat timeout.
+
+    The strategy keeps a service configured before it is created. TensorFlow's
+    own timeout (10 s) takes a worker whose process is starved of CPU for that
+    long (a busy machine, a long first trace) for dead and stops the cluster.
+    """
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.eager import context
+
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    spec = resolver.cluster_spec()
+    if resolver.task_type not in ("chief", "worker") or context.context().coordination_service is not None:
+        return
+    jobs = [coordination_config_pb2.CoordinatedJob(name=job, num_tasks=spec.num_tasks(job))
+            for job in ("chief", "worker") if job in spec.jobs]
+    context.context().configure_coordination_service(
+        service_type="standalone", service_leader=multi_worker_util.coordination_leader(spec),
+        coordinated_jobs=jobs, heartbeat_timeout_in_ms=int(heartbeat_seconds * 1000))
+
+
+_TASK = re.compile(r"/job:\w+/replica:\d+/task:\d+")
+_TIMED_OUT = re.compile(r"Task (/job:\w+/replica:\d+/task:\d+) heartbeat timeout")
+
+
+def cluster_failure_message(error):
+    """One line for an error by which a multi-worker run lost a worker; None for any other error.
+
+    A worker that dies (killed, crashed, its machine gone) stops sending
+    heartbeats to TensorFlow's coordination service, which aborts the
+    collective operations of the others within ``--worker-timeout`` seconds
+    (``UnavailableError``, or ``AbortedError`` naming the task whose heartbeat
+    timed out); losing the chief, which runs that service, breaks
+    the others' connections at once. Fit scripts print the line instead of
+    the traceback (`tfnlp.training.cli.run`).
+
+    Args:
+        error: BaseException.
+
+    Example:
+    >>> error = tf.errors.UnavailableError(None, None, "Collective ops is aborted by: Error reported from "
+    ...     "/job:worker/task:1: The following tasks are unhealthy (stopped sending heartbeats):\\n"
+    ...     "/job:worker/replica:0/task:1\\nThe tasks have crashed.")
+    >>> cluster_failure_message(error).split(";")[0]
+    'the multi-worker cluster lost /job:worker/replica:0/task:1 (it stopped sending heartbeats: killed, crashed or unreachable)'
+    """
+    if not isinstance(error, (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError)):
+        return None
+    text = str(error)
+    if "heartbeat timeout" in text:
+        tasks = sorted(set(_TIMED_OUT.findall(text)))
+        what = (f"{', '.join(tasks) or 'a worker'} (no heartbeat within --worker-timeout seconds: killed, crashed, "
+                f"unreachable or stalled)")
+    elif "unhealthy" in text:
+        tasks = sorted(set(_TASK.findall(text.split("unhealthy", 1)[1])))
+        what = f"{', '.join(tasks) or 'a worker'} (it stopped sending heartbeats: killed, crashed or unreachable)"
+    elif "Collective ops is aborted by:" in text or "remote target" in text:
+        cause = text.split("Collective ops is aborted by:", 1)[-1].strip().splitlines()[0]
+        peer = re.search(r"remote target (/job:\w+/replica:\d+/task:\d+)", text)
+        what = f"the connection to {peer.group(1) if peer else 'another worker'} ({cause})"
+    else:
+        return None
+    return (f"the multi-worker cluster lost {what}; this worker stopped too. Start every worker again with the same "
+            f"command: the run resumes from its last finished epoch")
 
 
 class Throughput(tf_keras.callbacks.Callback):
@@ -268,3 +502,71 @@ class Throughput(tf_keras.callbacks.Callback):
         if logs is not None:
             logs["train_seconds"] = seconds
             logs["examples_per_second"] = self.examples_per_epoch / seconds
+
+
+class ResumeNotice(tf_keras.callbacks.Callback):
+    """Logs ``resuming from epoch N of M`` when `BackupAndRestore` (placed before it) restored a backup.
+
+    Attributes:
+        resumed_epoch: int. The 0-based epoch training continues from (0 when it starts afresh).
+    """
+
+    def __init__(self, backup_dir):
+        super().__init__()
+        self.backup_dir = backup_dir
+        self.resumed_epoch = 0
+
+    def on_train_begin(self, logs=None):
+        state = getattr(self.model, "_training_state", None)
+        saved_epoch = int(tf_keras.backend.get_value(state._ckpt_saved_epoch)) if state is not None else -1
+        self.resumed_epoch = max(saved_epoch + 1, 0)
+        epochs = (self.params or {}).get("epochs")
+        if epochs is not None and self.resumed_epoch >= epochs:
+            logger.info("all %d epochs finished in an earlier session (backup in %s): nothing left to train",
+                        epochs, self.backup_dir)
+        elif self.resumed_epoch:
+            logger.info("resuming from epoch %d of %s (%d finished in an earlier session; backup in %s)",
+                        self.resumed_epoch + 1, epochs or "?", self.resumed_epoch, self.backup_dir)
+
+
+class EpochLog(tf_keras.callbacks.Callback):
+    """One line per epoch: its number, the losses and metrics, its time and training examples per second.
+
+    Place it after `Throughput`, whose figures it prints. ``fit(verbose=0)`` then shows nothing else.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        seconds = logs.pop("train_seconds", None)
+        rate = logs.pop("examples_per_second", None)
+        figures = ", ".join(f"{name} {float(value):.4f}" for name, value in logs.items()
+                            if name != "learning_rate" and _is_number(value))
+        timing = f" ({seconds:.1f} s, {rate:,.0f} examples/s)" if seconds is not None and rate is not None else ""
+        logger.info("epoch %d/%s: %s%s", epoch + 1, self.params.get("epochs", "?"), figures, timing)
+
+
+def _is_number(value):
+    try:
+        float(value)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _changed_options(sections):
+    """``--name value`` for each dataclass field that differs from its default; dict sections in full."""
+    changed = []
+    for name, value in sections.items():
+        if not dataclasses.is_dataclass(value):
+            changed.extend(f"{name}.{key}={item}" for key, item in dict(value).items())
+            continue
+        for field_ in dataclasses.fields(value):
+            current = getattr(value, field_.name)
+            if field_.default is dataclasses.MISSING or current == field_.default:
+                continue
+            flag = "--" + field_.name.replace("_", "-")
+            if isinstance(current, bool):
+                changed.append(flag if current else "--no-" + flag[2:])
+            else:
+                changed.append(f"{flag} {shlex.quote(str(current))}")
+    return " ".join(changed)

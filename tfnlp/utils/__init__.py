@@ -1,5 +1,11 @@
 """Small shared utilities (atomic file output)."""
 
-from tfnlp.utils.atomic import atomic_directory, atomic_file, atomic_write_json, atomic_write_text
+from tfnlp.utils.atomic import (
+    atomic_directory,
+    atomic_file,
+    atomic_write_json,
+    atomic_write_text,
+    remove_stale_temporaries,
+)
 
-__all__ = ["atomic_directory", "atomic_file", "atomic_write_json", "atomic_write_text"]
+__all__ = ["atomic_directory", "atomic_file", "atomic_write_json", "atomic_write_text", "remove_stale_temporaries"]

@@ -1,0 +1,302 @@
+"""Train HF TFBertForTokenClassification for CoNLL-2003 NER, evaluate with seqeval, export a raw-text SavedModel.
+
+    python -m pipelines.conll_ner --output-dir runs/conll_ner
+
+The lesson's recipe (label alignment, ``transformers.create_optimizer`` with
+weight decay 0.01, loss ignoring -100), made complete:
+
+- **Features** in ``tf.data`` (`tfnlp.data.ner_features.NerPreprocessor`): the
+  in-graph tokenizer on the CoNLL words, the first piece of a word takes its
+  tag and the later ones its ``I-`` form (``--subword-labels inside``, the
+  lesson's) or -100 (``ignore``); windows of ``--max-length`` tokens cover
+  sequences longer than the model reads (never cut), batches are bucketed by
+  length and padded to their own longest window, labels with -100.
+- **Context** (``--context document``): the model reads each CoNLL document
+  whole, in windows, so a sentence comes with its neighbours (the BERT paper's
+  NER set-up); ``sentence`` reads each sentence alone, as the lesson.
+- **Casing** (``--casing``): the uncased MiniLM lowercases its input; the casing
+  of each piece (lower, Title, UPPER, ...) is embedded at the encoder's input
+  (`tfnlp.models.build_bert_token_classifier`).
+- **Model**: the packaged all-MiniLM-L6-v2 (``--pretrained ''``), a local HF BERT
+  folder, or ``bert-base-cased`` online, with ``id2label``/``label2id`` for
+  the 9 CoNLL tags; AdamW (``transformers.create_optimizer``) with linear
+  warm-up and decay.
+- **Evaluation** with seqeval at entity level, sentence by sentence, each word
+  tagged from its first piece (``--decoding iob`` keeps tag sequences valid
+  IOB2): precision, recall, F1 overall and per type, on validation and test,
+  in ``<output-dir>/metrics.json``.
+- **Export** to ``<export-dir>/<version>/``: ``serving_default`` takes ``text``
+  (`tf.string` ``[None]``) and returns the grouped entities (HF's
+  ``aggregation_strategy="simple"``) with character offsets, computed in the
+  graph, plus per-token labels (`tfnlp.serving.TokenClassifierModule`). The
+  script reloads it and checks it against the trained model, compares the
+  predictor with HF's ``pipeline`` on validation sentences (when the model reads
+  no casing, which HF's tokenizer cannot provide), and reports the lesson's
+  example sentence.
+"""
+
+import dataclasses
+import logging
+import time
+from typing import Optional
+
+import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
+
+import tensorflow as tf
+
+from tfnlp import pretrained
+from tfnlp.data import load_conll2003_examples
+from tfnlp.data.conll2003 import CONLL2003_LABELS
+from tfnlp.data.ner_features import CONTEXTS, SUBWORD_LABELS, NerPreprocessor, conll_sequences
+from tfnlp.errors import ConfigurationError
+from tfnlp.models.bert_token_classifier import build_bert_token_classifier, hf_token_classifier, token_classifier_model
+from tfnlp.serving.ner_predictor import NerPredictor, assert_same_entities, hf_pipeline_entities
+from tfnlp.serving.token_classifier_module import export_token_classifier
+from tfnlp.training import Runtime, RuntimeArguments, cli, field, parse_arguments
+from tfnlp.training.arguments import check_local_folder_or_hub_name
+from tfnlp.training.evaluation import fit_model
+from tfnlp.training.losses import MaskedSparseCategoricalCrossentropy
+from tfnlp.training.ner_metrics import DECODINGS, TokenAccuracy, evaluate_ner
+from tfnlp.training.optimization import create_optimizer
+from tfnlp.training.weight_averaging import WeightSnapshots, average_snapshots
+from tfnlp.utils import atomic_write_json
+
+logger = logging.getLogger("conll_ner")
+
+LESSON_SENTENCE = "My name is Dmitry and I work at Moscow Aviation Institute in Moscow."
+# Checked after the export: the lesson's sentence, empty and blank texts, non-Latin scripts, unknown characters.
+SMOKE_TEXTS = (LESSON_SENTENCE, "", "  \n\t ", "Владимир Путин посетил Москву.", "東京でソニーの会議があった。",
+               "Angela Merkel met Emmanuel Macron in Paris 🙂 ∰ ☃.")
+HF_PARITY_SENTENCES = 50
+
+
+@dataclasses.dataclass
+class DataArguments:
+    """Which CoNLL-2003 data to read, and how much of it."""
+
+    data_dir: str = field("", "Folder with conll2003/{train,valid,test}.txt (or that folder itself); "
+                              "'' = $TFNLP_DATA_DIR, else HF datasets online.")
+    max_train_examples: Optional[int] = field(None, "Use only the first N training sentences (quick runs).")
+    max_eval_examples: Optional[int] = field(None, "Use only the first N validation and test sentences.")
+
+    def __post_init__(self):
+        for name in ("max_train_examples", "max_eval_examples"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+
+
+@dataclasses.dataclass
+class ModelArguments:
+    """The pretrained BERT, what it reads (context, casing, window) and how pieces are labelled."""
+
+    pretrained: str = field("", "BERT to fine-tune: '' = the packaged all-MiniLM-L6-v2 (uncased), a local HF BERT "
+                                "folder, or a hub name such as bert-base-cased (online).")
+    context: str = field("document", "What the model reads as one text: each sentence alone (the lesson), or each "
+                                     "CoNLL document, in windows, so sentences come with their neighbours.",
+                         choices=CONTEXTS)
+    casing: bool = field(False, "Embed each piece's casing (lower, Title, UPPER, ...) at the encoder's input "
+                                "(for uncased models, whose ids lose it).")
+    max_length: int = field(256, "Tokens per window, [CLS] and [SEP] included (at most the model's "
+                                 "max_position_embeddings).")
+    stride: Optional[int] = field(None, "Pieces shared by consecutive windows when predicting (HF's stride); "
+                                        "None = half a window.")
+    train_stride: int = field(0, "Pieces shared by consecutive training windows (0: each piece trained once per "
+                                 "epoch, in one window).")
+    subword_labels: str = field("inside", "Label of a word's later pieces: inside (the I- form of its tag, as the "
+                                          "lesson) or ignore (-100).", choices=SUBWORD_LABELS)
+
+    def __post_init__(self):
+        check_local_folder_or_hub_name("--pretrained", self.pretrained)
+        if self.max_length < 3:
+            raise ValueError("--max-length must be at least 3 ([CLS], a piece, [SEP])")
+        for name in ("stride", "train_stride"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < self.max_length - 2:
+                raise ValueError(f"--{name.replace('_', '-')} must lie in [0, --max-length - 2)")
+
+
+@dataclasses.dataclass
+class TrainingArguments:
+    """Fine-tuning (AdamW, linear warm-up and decay), evaluation and export."""
+
+    epochs: int = field(3, "Training epochs.")
+    batch_size: int = field(4, "Windows per batch (global, split across replicas).")
+    learning_rate: float = field(1e-4, "Peak AdamW learning rate (transformers.create_optimizer).")
+    warmup_ratio: float = field(0.1, "Fraction of the steps with linear warm-up from 0.")
+    weight_decay: float = field(0.01, "AdamW weight decay (never on LayerNorm and bias weights).")
+    restore_best_epoch: bool = field(False, "Evaluate and export the epoch with the best validation token "
+                                            "accuracy instead of the last one.")
+    average_snapshots: int = field(0, "Checkpoint averaging: average the weights of N snapshots spread over the "
+                                      "last --average-fraction of the steps (the last one at the end); 0 = the "
+                                      "last weights.")
+    average_fraction: float = field(0.25, "Part of the training, at its end, over which the snapshots are taken.")
+    decoding: str = field("argmax", "Word tags from their first piece's logits: argmax, or iob (the most likely "
+                                    "valid IOB2 sequence; evaluation only).", choices=DECODINGS)
+    export_dir: str = field("saved_models/conll_ner", "Export base folder; the SavedModel goes to "
+                                                      "<export-dir>/<next version>/. '' = no export.")
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("--epochs and --batch-size must be at least 1")
+        if self.learning_rate <= 0:
+            raise ValueError("--learning-rate must be positive")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError("--warmup-ratio must lie in [0, 1)")
+        if self.weight_decay < 0:
+            raise ValueError("--weight-decay must be >= 0")
+        if self.average_snapshots < 0 or not 0 < self.average_fraction <= 1:
+            raise ValueError("--average-snapshots must be >= 0 and --average-fraction in (0, 1]")
+        if self.average_snapshots and self.restore_best_epoch:
+            raise ValueError("--average-snapshots averages the last steps' weights: not with --restore-best-epoch")
+
+
+def load_splits(args):
+    """The CoNLL-2003 train, validation and test sentences (`tfnlp.data.ConllExamples`)."""
+    options = dict(data_dir=args.data_dir or None)
+    return {"train": load_conll2003_examples("train", max_examples=args.max_train_examples, **options),
+            "validation": load_conll2003_examples("validation", max_examples=args.max_eval_examples, **options),
+            "test": load_conll2003_examples("test", max_examples=args.max_eval_examples, **options)}
+
+
+def check_max_length(model_args):
+    """Raises ConfigurationError if windows of --max-length tokens do not fit the model's position embeddings."""
+    from transformers import BertConfig
+
+    folder = pretrained.resolve_pretrained(model_args.pretrained or None)
+    positions = BertConfig.from_pretrained(folder).max_position_embeddings
+    if model_args.max_length > positions:
+        raise ConfigurationError(f"--max-length {model_args.max_length} exceeds the {positions} positions of "
+                                 f"{folder}")
+
+
+def build_model(model_args, runtime):
+    """The HF token classifier (pretrained encoder, new head) and its functional Keras wrapper."""
+    with runtime.scope():
+        bert = build_bert_token_classifier(model_args.pretrained or None, labels=CONLL2003_LABELS,
+                                           casing=model_args.casing)
+        return token_classifier_model(bert)
+
+
+def compile_model(model, train_args, runtime, num_train_steps):
+    """AdamW from ``transformers.create_optimizer``; cross-entropy over the labelled tokens; token accuracy."""
+    with runtime.scope():
+        model.compile(
+            optimizer=create_optimizer(train_args.learning_rate, num_train_steps, warmup_ratio=train_args.warmup_ratio,
+                                       weight_decay=train_args.weight_decay, implementation="transformers"),
+            loss=MaskedSparseCategoricalCrossentropy(), metrics=[TokenAccuracy()], **runtime.compile_options())
+
+
+def evaluate(model, preprocessor, sequences, decoding):
+    """seqeval figures on each evaluation split, and how long predicting took."""
+    results = {}
+    for name, split in sequences.items():
+        start = time.perf_counter()
+        results[name] = evaluate_ner(model, preprocessor, split, decoding=decoding)
+        results[name]["predict_seconds"] = time.perf_counter() - start
+    return results
+
+
+def hf_pipeline_parity(model, model_args, examples, predictor, count=HF_PARITY_SENTENCES):
+    """Our predictor against HF's ``pipeline(..., aggregation_strategy="simple")`` on the same model.
+
+    Texts are the first ``count`` validation sentences, words joined with spaces. Raises AssertionError
+    if the groups or offsets differ or a score differs by more than 1e-4.
+    """
+    from transformers import BertTokenizerFast, pipeline
+
+    texts = [" ".join(words) for words in examples.tokens[:count]]
+    tokenizer = BertTokenizerFast.from_pretrained(pretrained.resolve_pretrained(model_args.pretrained or None))
+    hf = pipeline("token-classification", model=hf_token_classifier(model), tokenizer=tokenizer,
+                  aggregation_strategy="simple", framework="tf", dtype=None)
+    expected = hf_pipeline_entities(hf, texts)
+    ours = predictor(texts)
+    assert_same_entities(ours, expected, atol=1e-4, compare_words=False, context="predictor vs HF pipeline")
+    difference = max((abs(a["score"] - b["score"]) for x, y in zip(ours, expected) for a, b in zip(x, y)),
+                     default=0.0)
+    return {"texts": len(texts), "entities": sum(map(len, ours)), "max_score_difference": difference,
+            "same_groups_and_offsets": True}
+
+
+def main(argv=None):
+    data_args, model_args, train_args, runtime_args = parse_arguments(
+        __doc__, DataArguments, ModelArguments, TrainingArguments, RuntimeArguments, argv=argv)
+    examples = load_splits(data_args)  # First: a missing data set fails in seconds.
+    check_max_length(model_args)
+    runtime = Runtime(runtime_args)
+    runtime.write_config(data=data_args, model=model_args, training=train_args, runtime=runtime_args)
+
+    preprocessor = NerPreprocessor.from_pretrained(
+        model_args.pretrained or None, labels=CONLL2003_LABELS, max_length=model_args.max_length,
+        stride=model_args.stride, subword_labels=model_args.subword_labels, casing=model_args.casing)
+    sequences = {name: conll_sequences(split, model_args.context) for name, split in examples.items()}
+    batches = {name: preprocessor.training_batches(
+                   sequences[name], batch_size=train_args.batch_size, shuffle=name == "train",
+                   seed=runtime_args.seed, stride=model_args.train_stride if name == "train" else None,
+                   pad_to_boundary=runtime_args.jit_compile, progress=f"preparing the {name} windows")
+               for name in ("train", "validation")}
+    num_train, num_tokens = 0, 0  # Windows and their tokens ([CLS], [SEP] included) in a training epoch.
+    for inputs, _ in batches["train"]:
+        num_train += int(inputs["attention_mask"].shape[0])
+        num_tokens += int(tf.reduce_sum(inputs["attention_mask"]))
+    model = build_model(model_args, runtime)
+    total_steps = int(batches["train"].cardinality()) * train_args.epochs
+    compile_model(model, train_args, runtime, total_steps)
+    cli.describe_model(model, logger)
+    snapshots = []
+    if train_args.average_snapshots:
+        snapshots.append(WeightSnapshots(runtime.path("checkpoints", "snapshots"), total_steps,
+                                         count=train_args.average_snapshots, fraction=train_args.average_fraction))
+
+    cpu_start = time.process_time()
+    metrics, _ = fit_model(model, runtime, batches, epochs=train_args.epochs, num_train=num_train,
+                           restore_best=train_args.restore_best_epoch, extra_callbacks=snapshots)
+    # CPU time of this process while training (this session): unlike the wall time, not inflated by other
+    # processes sharing the machine; divided by the cores, what the training needs on an idle machine.
+    metrics["train_cpu_seconds_this_session"] = time.process_time() - cpu_start
+    metrics["train_windows"] = metrics.pop("train_examples")
+    metrics["train_tokens"] = num_tokens
+    metrics["train_sentences"] = len(examples["train"])
+    if metrics["train_examples_per_second"]:
+        metrics["train_tokens_per_second"] = metrics["train_examples_per_second"] * num_tokens / num_train
+    evaluation = {"validation": sequences["validation"], "test": sequences["test"]}
+    if snapshots:
+        metrics["last_weights"] = evaluate(model, preprocessor, evaluation, train_args.decoding)
+        metrics["averaged_snapshots"] = average_snapshots(model, snapshots[0].saved())
+        cli.log_result("last weights: validation F1 %.4f, test F1 %.4f; averaging %d snapshots",
+                       metrics["last_weights"]["validation"]["f1"], metrics["last_weights"]["test"]["f1"],
+                       metrics["averaged_snapshots"], log=logger)
+    metrics.update(evaluate(model, preprocessor, evaluation, train_args.decoding))
+    for name in ("validation", "test"):
+        per_type = ", ".join(f"{t} {v['f1']:.3f}" for t, v in metrics[name]["per_type"].items())
+        cli.log_result("%s: F1 %.4f (precision %.4f, recall %.4f); %s", name, metrics[name]["f1"],
+                       metrics[name]["precision"], metrics[name]["recall"], per_type, log=logger)
+    cli.log_result("training %.0f s in %d session(s), %.1f windows/s (%.0f tokens/s)", metrics["train_wall_seconds"],
+                   metrics.get("training_sessions", 1), metrics["train_examples_per_second"] or float("nan"),
+                   metrics.get("train_tokens_per_second") or float("nan"), log=logger)
+
+    predictor = NerPredictor.from_model(model, preprocessor)
+    if runtime.is_chief:
+        if not model_args.casing:
+            metrics["hf_pipeline_parity"] = hf_pipeline_parity(model, model_args, examples["validation"], predictor)
+            cli.log_result("predictor = HF pipeline on %d validation sentences (%d entities; scores within %.1g)",
+                           metrics["hf_pipeline_parity"]["texts"], metrics["hf_pipeline_parity"]["entities"],
+                           metrics["hf_pipeline_parity"]["max_score_difference"], log=logger)
+        if train_args.export_dir:
+            metrics["export"] = export_token_classifier(predictor.module, train_args.export_dir,
+                                                        smoke_texts=SMOKE_TEXTS)
+            metrics["lesson_example"] = {"text": LESSON_SENTENCE, "entities": metrics["export"]["smoke_entities"][0]}
+        else:
+            metrics["lesson_example"] = {"text": LESSON_SENTENCE, "entities": predictor(LESSON_SENTENCE)}
+        cli.log_result("%s -> %s", LESSON_SENTENCE, [(e["entity_group"], e["word"], e["start"], e["end"],
+                                                       round(e["score"], 4))
+                                                      for e in metrics["lesson_example"]["entities"]], log=logger)
+        from tfnlp.training.report import write_run_report  # Curves and per-entity P/R/F1 bars, beside metrics.json.
+        metrics["plots"] = write_run_report(runtime.args.output_dir, metrics)
+        atomic_write_json(runtime.path("metrics.json"), metrics)
+        cli.log_result("wrote %s; SavedModel: %s", runtime.path("metrics.json"),
+                       metrics["export"]["path"] if "export" in metrics else "none (--export-dir '')", log=logger)
+    return metrics
+
+
+if __name__ == "__main__":
+    cli.run(main)

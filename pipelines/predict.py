@@ -1,0 +1,110 @@
+"""Predict with an exported model, as TF Serving would: texts in, one JSON line per text out.
+
+    python -m pipelines.predict --model saved_models/agnews_transformer "Stocks rallied on Wall Street."
+    python -m pipelines.predict --model saved_models/conll_ner/3 --file sentences.txt
+    cat texts.txt | python -m pipelines.predict --model saved_models/agnews_hf_bert
+    python -m pipelines.predict --model saved_models/agnews_hf_bert --request body.json
+
+The newest version of saved_models/<name> is loaded unless a version folder
+(or --version) is given. Texts come from the command line, else --file (one
+text per line), else standard input; they are run through the signature in
+batches of --batch-size. Classifiers print {"text", "label", "label_id",
+"score", "probabilities"}; NER models {"text", "entities": [{"entity_group",
+"score", "word", "start", "end"}]} with offsets in characters of the text (the
+fields of Hugging Face's token-classification pipeline). The kind of model is
+read from the signature's outputs.
+
+--request takes a TF Serving REST predict body ({"instances": [...]} or
+{"inputs": {...}}, optional "signature_name"; "-" for standard input) and
+prints what POST /v1/models/<name>:predict would answer, or {"error": ...}
+with exit status 1 where the server answers HTTP 400.
+"""
+
+import argparse
+import os
+import sys
+
+import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
+
+import tensorflow as tf
+
+from tfnlp.serving import rest
+from tfnlp.serving.model_folders import ModelFolderError
+from tfnlp.serving.served_model import ServedModel, op_error_message
+
+
+def read_lines(stream):
+    """Yields the lines of a binary stream as bytes, without their line ends (blank lines included)."""
+    for line in stream:
+        yield line.rstrip(b"\n").rstrip(b"\r")
+
+
+def texts_from(args):
+    """The texts to predict: the command line's, --file's lines, or standard input's lines."""
+    if args.texts:
+        # Command-line arguments that were not valid UTF-8 come back as their original bytes.
+        return [os.fsencode(text) for text in args.texts]
+    if args.file and args.file != "-":
+        try:
+            with open(args.file, "rb") as f:
+                return list(read_lines(f))
+        except OSError as e:
+            raise ValueError(f"{args.file}: cannot read: {e.strerror}") from None
+    return read_lines(sys.stdin.buffer)
+
+
+def read_request(path):
+    """The REST request body in ``path`` ("-" for standard input), as bytes."""
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read: {e.strerror}") from None
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("texts", nargs="*", metavar="TEXT", help="Texts to predict (else --file or standard input).")
+    parser.add_argument("--model", required=True, help="saved_models/<name> (newest version) or a version folder.")
+    parser.add_argument("--version", type=int, default=None, help="A version of --model (default: the newest).")
+    parser.add_argument("--file", default=None, help="A file of texts, one per line ('-': standard input).")
+    parser.add_argument("--batch-size", type=int, default=64, help="Texts per signature call.")
+    parser.add_argument("--signature", default=rest.DEFAULT_SIGNATURE, help="The signature to run on texts.")
+    parser.add_argument("--request", default=None, help="A TF Serving REST predict body (JSON file, '-': "
+                                                        "standard input); prints the REST response.")
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error("--batch-size must be at least 1")
+    if args.request and (args.texts or args.file):
+        parser.error("--request takes no texts and no --file")
+    if args.texts and args.file:
+        parser.error("give texts on the command line or --file, not both")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        model = ServedModel.load(args.model, args.version)
+        if args.request:
+            body = read_request(args.request)
+            try:
+                print(rest.to_json(model.rest_predict(body), indent=4))
+            except rest.RestError as e:
+                print(rest.to_json({"error": str(e)}, indent=4))
+                return 1
+            return 0
+        for record in model.predict_texts(texts_from(args), batch_size=args.batch_size,
+                                          signature_name=args.signature):
+            print(rest.to_json(record), flush=True)
+    except (ModelFolderError, rest.RestError, ValueError) as e:
+        sys.exit(f"predict: error: {e}")
+    except tf.errors.OpError as e:
+        sys.exit(f"predict: error: {args.model}: the signature failed: {op_error_message(e)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,333 @@
+"""HF TFBertForSequenceClassification on AG News: the model wrappers, the fit script, its two-signature export,
+attention maps and their plot, and the input-path benchmark.
+
+End-to-end tests use a tiny random BERT (2 layers, hidden 32, 4 heads); integration tests use the packaged
+all-MiniLM-L6-v2 and, where present, the real AG News files.
+"""
+
+import json
+import os
+import struct
+
+import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from helpers import AG_NEWS_CLASS_NAMES as CLASS_NAMES, TOPIC_WORDS, run_fresh_python, topic_rows
+from helpers import write_ag_news_folder, write_tiny_bert_folder
+from pipelines import agnews_hf_bert as pipeline
+from pipelines import bench_agnews_hf_bert as bench
+from pipelines import plot_attention as plot_script
+from tfnlp import pretrained
+from tfnlp.models.attention_maps import attention_maps, load_attention_model, resolve_attention_folder
+from tfnlp.models.hf_bert_classifier import (build_hf_bert_classifier, frozen_feature_extractor, frozen_head,
+                                             hf_inputs, ids_classifier, text_classifier)
+from tfnlp.plots import plot_attention
+from tfnlp.serving import TextClassifierModule
+from tfnlp.text import BertTokenizer
+from tfnlp.training.optimization import create_optimizer
+
+VOCAB = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "'", "!", "report", "today", "officials", "said",
+          "the", "a", "in", "##s", "##ing"] + [word for words in TOPIC_WORDS for word in words])
+TEXTS = ["Stocks report today, officials said.", "The striker scored a goal in the cup match!", "", "   ",
+         "x" * 100000, "Учёные 😀 東京", "software chips"]
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory):
+    """A tiny random BERT folder (2 layers, hidden 32, 4 heads, 128 positions) covering the topic words."""
+    return write_tiny_bert_folder(tmp_path_factory.mktemp("bert") / "tiny_bert", VOCAB, max_position_embeddings=128)
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    return write_ag_news_folder(tmp_path_factory.mktemp("data"), topic_rows(48, seed=0), topic_rows(16, seed=1))
+
+
+def run_pipeline(data_root, bert, output_dir, *extra, export_dir=""):
+    return pipeline.main(["--data-dir", data_root, "--pretrained", bert, "--output-dir", str(output_dir),
+                          "--export-dir", str(export_dir), "--sequence-length", "32", "--frozen-epochs", "3",
+                          "--frozen-batch-size", "8", "--epochs", "2", "--batch-size", "8", "--learning-rate", "1e-3",
+                          "--validation-size", "8", "--steps-per-execution", "2", *extra])
+
+
+@pytest.fixture(scope="module")
+def trained(data_root, tiny_bert, tmp_path_factory):
+    """One full run of the fit script (both stages, export), shared by the tests that read its outputs."""
+    root = tmp_path_factory.mktemp("run")
+    metrics = run_pipeline(data_root, tiny_bert, root / "run", export_dir=root / "export")
+    return {"metrics": metrics, "run": root / "run", "export": metrics["export"]["path"]}
+
+
+# ---------------------------------------------------------------- model wrappers
+
+def test_classifier_carries_the_labels_and_wrappers_share_its_weights(tiny_bert):
+    model = build_hf_bert_classifier(tiny_bert, class_names=CLASS_NAMES)
+    assert model.config.id2label == dict(enumerate(CLASS_NAMES))
+    assert model.config.label2id == {name: i for i, name in enumerate(CLASS_NAMES)}
+    tokenizer = BertTokenizer.from_pretrained(tiny_bert, sequence_length=32)
+    features = tokenizer(tf.constant(TEXTS))
+    inputs = {key: features[key] for key in ("input_ids", "attention_mask", "token_type_ids")}
+    direct = model(inputs, training=False).logits.numpy()
+    np.testing.assert_allclose(ids_classifier(model)(inputs).numpy(), direct, atol=1e-6)
+    np.testing.assert_allclose(text_classifier(model, tokenizer)(tf.constant(TEXTS)).numpy(), direct, atol=1e-6)
+    # Ids padded with 0 give the same HF inputs as the tokenizer's.
+    for key, value in hf_inputs(features["input_ids"]).items():
+        np.testing.assert_array_equal(value.numpy(), features[key].numpy())
+
+
+@pytest.mark.parametrize("train_pooler", [False, True])
+def test_frozen_head_on_cached_vectors_equals_the_full_classifier(tiny_bert, train_pooler):
+    """Stage 1 trains on cached vectors: head(extractor(x)) must be the classifier's logits, sharing its weights."""
+    model = build_hf_bert_classifier(tiny_bert, class_names=CLASS_NAMES)
+    features = BertTokenizer.from_pretrained(tiny_bert, sequence_length=32)(tf.constant(TEXTS))
+    inputs = {key: features[key] for key in ("input_ids", "attention_mask", "token_type_ids")}
+    extractor, head = frozen_feature_extractor(model, train_pooler), frozen_head(model, train_pooler)
+    np.testing.assert_allclose(head(extractor(inputs)).numpy(), model(inputs).logits.numpy(), atol=1e-5)
+    trainable = {weight.name for weight in head.trainable_weights}
+    assert any("classifier" in name for name in trainable)
+    assert any("pooler" in name for name in trainable) is train_pooler
+    assert not any("encoder" in name or "embeddings" in name for name in trainable)
+
+
+def test_transformers_optimizer_warms_up_to_the_peak_and_skips_layer_norm_and_bias(tiny_bert):
+    model = ids_classifier(build_hf_bert_classifier(tiny_bert, class_names=CLASS_NAMES))
+    optimizer = create_optimizer(5e-5, 100, warmup_ratio=0.1, weight_decay=0.01, implementation="transformers")
+    assert type(optimizer).__module__.startswith("transformers")
+    schedule = optimizer.learning_rate
+    assert float(schedule(0)) == 0.0 and float(schedule(10)) == pytest.approx(5e-5)
+    assert float(schedule(55)) == pytest.approx(2.5e-5) and float(schedule(100)) == pytest.approx(0.0, abs=1e-12)
+    names = [weight.name for weight in model.trainable_weights]
+    decayed = {name for name in names if optimizer._do_use_weight_decay(name)}
+    assert decayed and any("kernel" in name for name in decayed) and any("embeddings" in name for name in decayed)
+    assert all("LayerNorm" not in name and "bias" not in name for name in decayed)
+    with pytest.raises(ValueError, match="implementation"):
+        create_optimizer(5e-5, 100, implementation="keras")
+
+
+# ---------------------------------------------------------------- fit script
+
+def test_pipeline_end_to_end(trained):
+    metrics, run = trained["metrics"], trained["run"]
+    for stage in ("frozen", "fine_tune"):
+        on_disk = json.loads((run / stage / "metrics.json").read_text())
+        assert on_disk["test"]["accuracy"] == metrics[stage]["test"]["accuracy"]
+        assert on_disk["train_examples"] == 40 and sum(map(sum, on_disk["test"]["confusion_matrix"])) == 16
+        assert os.path.isfile(run / stage / "history.csv")
+    frozen = metrics["frozen"]
+    assert frozen["settings"]["frozen_features"] == "cls" and frozen["features_from_cache"] is False
+    for split in ("train", "validation", "test"):
+        assert os.path.isfile(run / "frozen" / "features" / f"{split}.npz")
+    config = json.loads((run / "config.json").read_text())
+    assert config["fine_tune"]["learning_rate"] == 1e-3 and config["pretrained"]["folder"] == metrics["pretrained"]
+    assert json.loads((run / "metrics.json").read_text())["export"] == metrics["export"]
+    assert set(metrics["export"]["smoke_labels"]) <= set(CLASS_NAMES)
+
+
+def test_fine_tuning_starts_from_the_frozen_head_and_changes_the_encoder(data_root, tiny_bert, tmp_path):
+    metrics = run_pipeline(data_root, tiny_bert, tmp_path / "run", "--skip-fine-tuning", export_dir=tmp_path / "e")
+    assert "fine_tune" not in metrics
+    frozen_export = os.path.join(metrics["export"]["path"], "hf_model")
+    tuned = run_pipeline(data_root, tiny_bert, tmp_path / "run", export_dir=tmp_path / "e")
+    assert tuned["frozen"]["test"] == metrics["frozen"]["test"]  # Stage 1 reused from the first run.
+    from transformers import TFBertForSequenceClassification
+
+    def weight(folder, part):
+        model = TFBertForSequenceClassification.from_pretrained(folder)
+        return next(w.numpy() for w in model.weights if part in w.name)
+
+    source = pretrained.resolve_pretrained(tiny_bert)
+    tuned_export = os.path.join(tuned["export"]["path"], "hf_model")
+    # Stage 1 left the encoder as it was pretrained; stage 2 changed it.
+    np.testing.assert_array_equal(weight(frozen_export, "layer_._0/intermediate/dense/kernel"),
+                                  weight(source, "layer_._0/intermediate/dense/kernel"))
+    assert not np.allclose(weight(tuned_export, "layer_._0/intermediate/dense/kernel"),
+                           weight(source, "layer_._0/intermediate/dense/kernel"))
+
+
+def test_pooler_output_features_freeze_the_pooler_as_the_lesson(data_root, tiny_bert, tmp_path):
+    metrics = run_pipeline(data_root, tiny_bert, tmp_path / "run", "--skip-fine-tuning", "--frozen-features",
+                           "pooler_output", export_dir=tmp_path / "e")
+    assert metrics["frozen"]["settings"]["frozen_features"] == "pooler_output"
+    from transformers import TFBertForSequenceClassification
+
+    exported = TFBertForSequenceClassification.from_pretrained(os.path.join(metrics["export"]["path"], "hf_model"))
+    source = TFBertForSequenceClassification.from_pretrained(pretrained.resolve_pretrained(tiny_bert))
+    np.testing.assert_array_equal(exported.bert.pooler.dense.kernel.numpy(), source.bert.pooler.dense.kernel.numpy())
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--skip-frozen-stage", "--skip-fine-tuning"], "nothing to train"),
+    (["--sequence-length", "2"], "sequence-length"),
+    (["--sequence-length", "513"], "sequence-length"),
+    (["--classifier-dropout", "1"], "classifier-dropout"),
+    (["--learning-rate", "0"], "learning-rate"),
+    (["--frozen-features", "mean"], "frozen-features"),
+])
+def test_pipeline_rejects_bad_arguments(argv, message, tmp_path, capsys):
+    with pytest.raises((ValueError, SystemExit)) as raised:
+        pipeline.main(["--output-dir", str(tmp_path), *argv])
+    assert message in str(raised.value) + capsys.readouterr().err
+
+
+def test_sequence_length_beyond_the_position_embeddings_is_a_configuration_error(data_root, tiny_bert, tmp_path):
+    from tfnlp.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="exceeds the 128 positions"):
+        run_pipeline(data_root, tiny_bert, tmp_path / "run", "--sequence-length", "200")
+    assert not os.path.exists(tmp_path / "run")  # Rejected before anything is written.
+
+
+# ---------------------------------------------------------------- export
+
+def test_export_has_two_signatures_that_agree_in_a_fresh_process_without_tfnlp(trained, tiny_bert, tmp_path):
+    folder = pretrained.resolve_pretrained(tiny_bert)
+    outputs = json.loads(run_fresh_python("""
+        import json, sys
+        import numpy as np
+        import tensorflow as tf
+        import tensorflow_text  # noqa: F401  (the tokenizer's ops)
+        from transformers import BertTokenizerFast
+        model = tf.saved_model.load(sys.argv[1])
+        texts = json.loads(sys.argv[3])
+        by_text = model.signatures["serving_default"](text=tf.constant(texts))
+        ids = BertTokenizerFast.from_pretrained(sys.argv[2])(texts, padding=True, truncation=True, max_length=32,
+                                                             return_tensors="np")
+        by_ids = model.signatures["serving_ids"](**{key: tf.constant(value, tf.int32) for key, value in ids.items()})
+        assert "tfnlp" not in sys.modules
+        print(json.dumps({"signatures": sorted(model.signatures),
+                          "difference": float(np.abs(by_text["probabilities"] - by_ids["probabilities"]).max()),
+                          "sums": by_text["probabilities"].numpy().sum(axis=1).tolist(),
+                          "labels": [label.decode() for label in by_text["label"].numpy()],
+                          "label_ids": by_ids["label_id"].numpy().tolist()}))
+    """, trained["export"], folder, json.dumps(TEXTS), cwd=tmp_path).strip().splitlines()[-1])
+    assert outputs["signatures"] == ["serving_default", "serving_ids"]
+    assert outputs["difference"] <= 1e-5
+    np.testing.assert_allclose(outputs["sums"], 1.0, atol=1e-5)
+    assert set(outputs["labels"]) <= set(CLASS_NAMES)
+    assert [CLASS_NAMES[i] for i in outputs["label_ids"]] == outputs["labels"]
+
+
+def test_save_pretrained_folder_reloads_with_from_pretrained_and_predicts_the_same(trained):
+    from transformers import BertTokenizerFast, TFBertForSequenceClassification
+
+    folder = os.path.join(trained["export"], "hf_model")
+    assert {"config.json", "tf_model.h5", "vocab.txt", "tokenizer_config.json"} <= set(os.listdir(folder))
+    model = TFBertForSequenceClassification.from_pretrained(folder)
+    assert model.config.id2label == dict(enumerate(CLASS_NAMES))
+    inputs = BertTokenizerFast.from_pretrained(folder)(TEXTS, padding=True, truncation=True, max_length=32,
+                                                       return_tensors="tf")
+    probabilities = tf.nn.softmax(model(dict(inputs)).logits).numpy()
+    served = tf.saved_model.load(trained["export"]).signatures["serving_default"](text=tf.constant(TEXTS))
+    np.testing.assert_allclose(probabilities, served["probabilities"].numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("inputs, message", [
+    ({"input_ids": [[2, 10**6, 3]]}, "vocabulary size"),
+    ({"input_ids": [[2, -1, 3]]}, "input_ids must be >= 0"),
+    ({"attention_mask": [[1, 2, 1]]}, "0 or 1"),
+    ({"token_type_ids": [[0, 5, 0]]}, "token_type_ids must be <"),
+    ({"attention_mask": [[1, 1]]}, "shape of input_ids"),
+    ({"input_ids": [[2] * 200], "attention_mask": [[1] * 200], "token_type_ids": [[0] * 200]}, "at most 128"),
+])
+def test_serving_ids_rejects_bad_ids_with_a_clear_error(trained, inputs, message):
+    served = tf.saved_model.load(trained["export"]).signatures["serving_ids"]
+    request = {"input_ids": [[2, 10, 3]], "attention_mask": [[1, 1, 1]], "token_type_ids": [[0, 0, 0]], **inputs}
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        served(**{key: tf.constant(value, tf.int32) for key, value in request.items()})
+    # The signature still serves good requests afterwards.
+    ok = served(input_ids=tf.constant([[2, 10, 3]]), attention_mask=tf.constant([[1, 1, 1]]),
+                token_type_ids=tf.constant([[0, 0, 0]]))
+    assert np.isfinite(ok["probabilities"].numpy()).all()
+
+
+def test_text_classifier_module_needs_a_vocabulary_size_for_ids(tiny_bert):
+    model = build_hf_bert_classifier(tiny_bert, class_names=CLASS_NAMES)
+    tokenizer = BertTokenizer.from_pretrained(tiny_bert, sequence_length=32)
+    with pytest.raises(ValueError, match="vocab_size"):
+        TextClassifierModule(text_classifier(model, tokenizer), CLASS_NAMES, ids_model=ids_classifier(model))
+
+
+# ---------------------------------------------------------------- attention
+
+def png_size(path):
+    with open(path, "rb") as f:
+        header = f.read(24)
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", header[16:24])
+
+
+def test_attention_rows_sum_to_one_over_real_tokens_without_padding(trained):
+    model, tokenizer = load_attention_model(trained["export"], sequence_length=32)
+    texts = ["the cat sat", "stocks report today, officials said in the market report"]
+    maps = attention_maps(model, tokenizer, texts)
+    for text, one in zip(texts, maps):
+        ids = tokenizer(tf.constant([text]))["input_ids"].numpy()[0]
+        assert len(one.tokens) == len(ids) and one.tokens[0] == "[CLS]" and one.tokens[-1] == "[SEP]"
+        assert one.attentions.shape == (2, 4, len(ids), len(ids))
+        np.testing.assert_allclose(one.attentions.sum(axis=-1), 1.0, atol=1e-5)
+    # The short text, padded in the batch, is cut to its own tokens: the same matrices as alone.
+    alone = attention_maps(model, tokenizer, texts[0])
+    np.testing.assert_allclose(alone.attentions, maps[0].attentions, atol=1e-5)
+
+
+def test_attention_folder_resolution(trained, tmp_path):
+    version = trained["export"]
+    assert resolve_attention_folder(version) == os.path.join(version, "hf_model")
+    assert resolve_attention_folder(os.path.dirname(version)) == os.path.join(version, "hf_model")
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        resolve_attention_folder(str(tmp_path / "missing"))
+
+
+def test_plot_attention_command_writes_a_png_grid(trained, tmp_path, capsys):
+    out = tmp_path / "attention.png"
+    result = plot_script.main(["--model", os.path.dirname(trained["export"]), "--text", "The cats sat today.",
+                               "--layer", "0", "--out", str(out)])
+    assert result["path"] == str(out) and result["layers"] == 2 and result["heads"] == 4
+    width, height = png_size(out)
+    assert width >= 400 and height >= 300 and os.path.getsize(out) > 20_000
+    with pytest.raises(ValueError, match="layer must lie"):
+        plot_attention(attention_maps(*load_attention_model(trained["export"]), "the cat"), str(tmp_path / "x.png"),
+                       layer=5)
+    with pytest.raises(SystemExit):
+        plot_script.main(["--text", "  "])
+    assert "--text is required" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_attention_of_the_packaged_minilm(tmp_path):
+    model, tokenizer = load_attention_model(None)
+    maps = attention_maps(model, tokenizer, "My name is Dmitry and I work at Moscow Aviation Institute in Moscow.")
+    assert maps.tokens[:4] == ["[CLS]", "my", "name", "is"] and maps.attentions.shape[:2] == (6, 12)
+    np.testing.assert_allclose(maps.attentions.sum(axis=-1), 1.0, atol=1e-5)
+    path = plot_attention(maps, str(tmp_path / "minilm.png"))
+    assert os.path.getsize(path) > 100_000 and png_size(path)[0] >= 1000
+
+
+# ---------------------------------------------------------------- benchmark
+
+def test_bench_prints_both_input_paths_and_their_ratio(data_root, tiny_bert, tmp_path, capsys):
+    result = bench.main(["--data-dir", data_root, "--pretrained", tiny_bert, "--max-train-examples", "16",
+                         "--batch-size", "8", "--epochs", "1", "--warmup-steps", "1", "--output-dir", str(tmp_path)])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert result["lesson"] > 0 and result["tfnlp"] > 0
+    assert result["ratio"] == pytest.approx(result["tfnlp"] / result["lesson"])
+    assert lines[-1].startswith("tfnlp: ") and f"{result['ratio']:.2f} x the lesson's" in lines[-1]
+    assert any(line.startswith("| lesson: py_function") for line in lines)
+
+
+# ---------------------------------------------------------------- integration (packaged MiniLM, real data)
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_pipeline_on_real_ag_news_with_the_packaged_minilm(data_dir, tmp_path):
+    metrics = pipeline.main(["--data-dir", data_dir, "--output-dir", str(tmp_path / "run"), "--export-dir",
+                             str(tmp_path / "export"), "--max-train-examples", "96", "--max-eval-examples", "64",
+                             "--frozen-epochs", "5", "--epochs", "1", "--batch-size", "16"])
+    assert metrics["frozen"]["test"]["num_examples"] == 64 and metrics["fine_tune"]["train_examples"] == 96
+    assert metrics["frozen"]["test"]["accuracy"] > 0.4  # Chance is 0.25; MiniLM's vectors separate topics.
+    served = tf.saved_model.load(metrics["export"]["path"]).signatures["serving_default"](
+        text=tf.constant(["Stocks fell as oil prices rose.", ""]))
+    np.testing.assert_allclose(served["probabilities"].numpy().sum(axis=1), 1.0, atol=1e-5)

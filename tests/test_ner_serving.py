@@ -1,0 +1,235 @@
+"""NER serving: in-graph grouping against HF's own code, the predictor against HF's pipeline, bad input, the export.
+
+The model is a tiny random BERT (`TINY_VOCAB`) whose classifier weights are set
+so that every CoNLL tag family and both B- and I- labels occur; each test
+asserts that its inputs really exercise what it compares.
+"""
+
+import collections
+import json
+import os
+
+import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from transformers import BertTokenizerFast, TokenClassificationPipeline, pipeline
+
+from conftest import TINY_VOCAB
+from helpers import run_fresh_python, write_tiny_bert_folder
+from tfnlp import pretrained
+from tfnlp.data import CONLL2003_LABELS
+from tfnlp.data.ner_features import NerPreprocessor
+from tfnlp.models.bert_token_classifier import build_bert_token_classifier, token_classifier_model
+from tfnlp.serving.entity_grouping import group_entities
+from tfnlp.serving.ner_predictor import NerPredictor, assert_same_entities, hf_pipeline_entities
+from tfnlp.serving.token_classifier_module import TokenClassifierModule, export_token_classifier
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEXTS = ["John lives in New York.", "the cat sat on the mat!", "Unaffable dogs running, hello world",
+         "ünaffable 東京 cat", "new york new york john john", "a-b.c,d!John", "Hello   World\tNew\nYork"]
+BAD_TEXTS = ["", "   \n\t ", "\u00ad\u200b", "Москва и 東京 🙂 ∰ ☃", "ÀÉÎÕÜ ñ ß ﬁ ½", "john\x00lives\ufffd"]
+MAX_LENGTH = 32  # The tiny BERT's position embeddings.
+
+
+def make_tiny_model(folder, seed=4, casing=False):
+    """A tiny random BERT token classifier whose predictions mix tags, B- and I- labels and O."""
+    bert = build_bert_token_classifier(folder, labels=CONLL2003_LABELS, casing=casing)
+    rng = np.random.default_rng(seed)
+    kernel, bias = bert.classifier.weights
+    kernel.assign(rng.normal(size=kernel.shape) * 3.0)
+    bias.assign([1.5, 0, 0.5, 0, 0.5, 0, 0.5, 0, 0.5])
+    if casing:  # Distinct casing rows, so the casing changes the predictions.
+        table = bert.bert.embeddings.token_type_embeddings
+        table.assign(table.numpy() + rng.normal(size=table.shape) * 2.0)
+    return bert, token_classifier_model(bert)
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    return write_tiny_bert_folder(tmp_path_factory.mktemp("bert") / "tiny", TINY_VOCAB)
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_folder):
+    bert, model = make_tiny_model(tiny_folder)
+    preprocessor = NerPreprocessor.from_pretrained(tiny_folder, max_length=MAX_LENGTH, stride=10)
+    return bert, model, preprocessor, NerPredictor.from_model(model, preprocessor)
+
+
+@pytest.fixture(scope="module")
+def hf_pipeline(tiny, tiny_folder):
+    tokenizer = BertTokenizerFast.from_pretrained(pretrained.resolve_pretrained(tiny_folder))
+    return pipeline("token-classification", model=tiny[0], tokenizer=tokenizer, aggregation_strategy="simple",
+                    framework="tf", dtype=None)
+
+
+def hf_group_entities(labels, scores, starts, ends, tokenizer):
+    """HF's TokenClassificationPipeline.group_entities on per-token entities, "O" groups dropped (its postprocess)."""
+    grouper = TokenClassificationPipeline.__new__(TokenClassificationPipeline)  # Only its grouping methods are used.
+    grouper.tokenizer = tokenizer
+    entities = [{"entity": label, "score": np.float32(score), "word": "x", "start": start, "end": end}
+                for label, score, start, end in zip(labels, scores, starts, ends)]
+    groups = grouper.group_entities(entities) if entities else []
+    return [(g["entity_group"], g["start"], g["end"], float(g["score"])) for g in groups if g["entity_group"] != "O"]
+
+
+@pytest.mark.parametrize("labels", [CONLL2003_LABELS, ("O", "PER", "B-LOC", "I-LOC", "I-MISC")])
+def test_group_entities_equals_hf_grouping(tiny_vocab_file, labels):
+    tokenizer = BertTokenizerFast(vocab_file=tiny_vocab_file)
+    rng = np.random.default_rng(0)
+    lengths = [0, 1, 2, 7, 30, 30, 30]
+    label_ids = [rng.integers(0, len(labels), size=n) for n in lengths]
+    scores = [rng.uniform(0.2, 1.0, size=n).astype(np.float32) for n in lengths]
+    starts = [np.cumsum(rng.integers(1, 4, size=n)) for n in lengths]
+    ends = [s + rng.integers(1, 3, size=len(s)) for s in starts]
+    ragged = {name: tf.ragged.constant([list(v) for v in values], dtype)
+              for name, values, dtype in (("ids", label_ids, tf.int32), ("scores", scores, tf.float32),
+                                          ("starts", starts, tf.int64), ("ends", ends, tf.int64))}
+    groups = group_entities(ragged["ids"], ragged["scores"], ragged["starts"], ragged["ends"], labels)
+    groups = {key: value.to_list() for key, value in groups.items()}
+    total = 0
+    for row in range(len(lengths)):
+        expected = hf_group_entities([labels[i] for i in label_ids[row]], scores[row], starts[row], ends[row],
+                                     tokenizer)
+        got = [(g.decode(), s, e, c) for g, s, e, c in zip(groups["entity_group"][row], groups["start"][row],
+                                                            groups["end"][row], groups["score"][row])]
+        assert [g[:3] for g in got] == [e[:3] for e in expected]
+        np.testing.assert_allclose([g[3] for g in got], [e[3] for e in expected], atol=1e-6)
+        total += len(expected)
+    assert total > 20  # The random labels form many groups, multi-token ones among them.
+
+
+def test_predictor_equals_hf_pipeline(tiny, hf_pipeline):
+    _, _, _, predictor = tiny
+    expected = hf_pipeline_entities(hf_pipeline, TEXTS + BAD_TEXTS)
+    ours = predictor(TEXTS + BAD_TEXTS)
+    assert_same_entities(ours, expected, atol=1e-4, compare_words=False, context="predictor vs HF pipeline")
+    # The comparison covers several tags, B- and I- labels, and multi-token groups.
+    found = [e for row in ours for e in row]
+    assert len({e["entity_group"] for e in found}) >= 3
+    outputs = predictor.raw_outputs(TEXTS)
+    labels = {label[:2] for row, n in zip(outputs["token_label"], outputs["num_tokens"]) for label in row[:n]}
+    assert {b"B-", b"I-", b"O"} <= labels
+    assert sum(e["end"] - e["start"] > 8 for e in found) >= 3
+    # Ours is the text's own characters; HF's the decoded (lower-cased) pieces.
+    for text, row in zip(TEXTS + BAD_TEXTS, ours):
+        assert all(e["word"] == text[e["start"]:e["end"]] for e in row)
+
+
+def test_signature_outputs_follow_the_contract(tiny):
+    module = tiny[3].module
+    outputs = module.serving_default(tf.constant(TEXTS + BAD_TEXTS))
+    expected = {"entity_group": tf.string, "score": tf.float32, "word": tf.string, "start": tf.int64,
+                "end": tf.int64, "num_entities": tf.int64, "token_label": tf.string, "token_score": tf.float32,
+                "token_start": tf.int64, "token_end": tf.int64, "num_tokens": tf.int64}
+    assert {key: value.dtype for key, value in outputs.items()} == expected
+    outputs = {key: value.numpy() for key, value in outputs.items()}
+    batch = len(TEXTS + BAD_TEXTS)
+    for key in ("entity_group", "score", "word", "start", "end"):
+        assert outputs[key].shape == (batch, outputs["num_entities"].max())
+    for key in ("token_label", "token_score", "token_start", "token_end"):
+        assert outputs[key].shape == (batch, outputs["num_tokens"].max())
+    for row in range(batch):  # Padding past the counts.
+        assert (outputs["entity_group"][row, outputs["num_entities"][row]:] == b"").all()
+        assert (outputs["token_label"][row, outputs["num_tokens"][row]:] == b"").all()
+    empty = module.serving_default(tf.constant([], tf.string))
+    assert empty["entity_group"].shape[0] == 0 and empty["num_tokens"].shape == (0,)
+
+
+def check_offsets(text, outputs, row, tokenizer):
+    """Tokens: exactly HF's pieces and offsets (nothing cut, nothing twice); entities: slices of the text."""
+    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    count = int(outputs["num_tokens"][row])
+    assert count == len(encoding["input_ids"])
+    spans = list(zip(outputs["token_start"][row, :count].tolist(), outputs["token_end"][row, :count].tolist()))
+    assert spans == [tuple(span) for span in encoding["offset_mapping"]]
+    for i in range(int(outputs["num_entities"][row])):
+        start, end = int(outputs["start"][row, i]), int(outputs["end"][row, i])
+        assert 0 <= start < end <= len(text)
+        assert outputs["word"][row, i].decode("utf-8") == text[start:end]
+
+
+def test_bad_and_long_input_has_right_offsets(tiny, tiny_folder):
+    """Empty, blank, invisible, non-Latin, unknown characters, and 20,000 characters read in overlapping windows."""
+    long_text = ("John lives in New York, the cat sat on the mat! Москва 東京 " * 400)[:20_000]
+    texts = BAD_TEXTS + [long_text]
+    outputs = tiny[3].raw_outputs(texts)
+    tokenizer = BertTokenizerFast.from_pretrained(pretrained.resolve_pretrained(tiny_folder))
+    for row, text in enumerate(texts):
+        check_offsets(text, outputs, row, tokenizer)
+    assert outputs["num_tokens"][0] == outputs["num_tokens"][1] == outputs["num_entities"][0] == 0
+    assert outputs["num_tokens"][-1] > 20 * MAX_LENGTH  # Many windows.
+    assert outputs["token_end"][-1].max() == len(long_text.rstrip())  # The last piece is predicted too.
+    assert outputs["num_entities"][-1] > 100
+
+
+def test_long_text_takes_each_piece_from_its_window_with_most_context(tiny):
+    """A piece deep inside a long text is predicted as inside any window around it: the same as alone in one."""
+    _, model, preprocessor, predictor = tiny
+    sentence = "john lives in new york . "
+    long_text = sentence * 40
+    outputs = predictor.raw_outputs([long_text, sentence * 3])
+    # Piece 36..53 of the long text (windows of 30 pieces, stride 10) and the 3-sentence text alone (18 pieces):
+    # not equal in general (different context), but every label is a valid label and scores are probabilities.
+    assert set(outputs["token_label"][0][:outputs["num_tokens"][0]]) <= {label.encode() for label in CONLL2003_LABELS}
+    scores = outputs["token_score"][0][:outputs["num_tokens"][0]]
+    assert (scores >= 1 / 9 - 1e-6).all() and (scores <= 1).all()
+    # The same text twice in one batch gives the same result as alone (padding of other windows is masked).
+    alone = predictor.raw_outputs([long_text])
+    np.testing.assert_allclose(alone["token_score"][0], outputs["token_score"][0][:alone["token_score"].shape[1]],
+                               atol=1e-5)
+
+
+def test_export_reloads_without_tfnlp_and_gives_the_predictors_entities(tiny, tmp_path):
+    _, model, preprocessor, predictor = tiny
+    texts = TEXTS + BAD_TEXTS + ["John lives in New York. " * 300]
+    result = export_token_classifier(predictor.module, str(tmp_path / "conll_ner"), smoke_texts=texts[:4])
+    assert result["path"] == str(tmp_path / "conll_ner" / "1")
+    assert os.path.isfile(os.path.join(result["path"], "assets", "vocab.txt"))
+    texts_file = tmp_path / "texts.json"
+    texts_file.write_text(json.dumps(texts), encoding="utf-8")
+    stdout = run_fresh_python("""
+        import json, sys
+        import tensorflow as tf
+        import tensorflow_text  # noqa: F401
+        signature = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+        texts = json.load(open(sys.argv[2], encoding="utf-8"))
+        outputs = {k: v.numpy() for k, v in signature(text=tf.constant(texts)).items()}
+        entities = [[{"entity_group": outputs["entity_group"][r, i].decode(), "score": float(outputs["score"][r, i]),
+                      "word": outputs["word"][r, i].decode(), "start": int(outputs["start"][r, i]),
+                      "end": int(outputs["end"][r, i])} for i in range(int(outputs["num_entities"][r]))]
+                    for r in range(len(texts))]
+        assert not any(name == "tfnlp" or name.startswith("tfnlp.") for name in sys.modules)
+        print(json.dumps(entities))
+    """, result["path"], texts_file, cwd=str(tmp_path))
+    reloaded = json.loads(stdout.strip().splitlines()[-1])
+    expected = predictor(texts)
+    assert_same_entities(reloaded, expected, atol=1e-5, context="fresh-process reload vs predictor")
+    assert sum(map(len, expected)) > 300
+
+
+def test_casing_is_computed_in_the_export(tiny_folder, tmp_path):
+    """A casing model sees "JOHN" and "john" differently (same uncased ids); the export keeps that."""
+    _, model = make_tiny_model(tiny_folder, casing=True)
+    preprocessor = NerPreprocessor.from_pretrained(tiny_folder, max_length=MAX_LENGTH, casing=True)
+    module = TokenClassifierModule(model, preprocessor)
+    texts = ["JOHN LIVES IN NEW YORK", "john lives in new york", "John Lives In New York"]
+    in_memory = NerPredictor(module.serving_default).raw_outputs(texts)
+    scores = in_memory["token_score"]
+    assert not np.allclose(scores[0], scores[1]) and not np.allclose(scores[1], scores[2])
+    path = export_token_classifier(module, str(tmp_path / "cased"), smoke_texts=texts)["path"]
+    reloaded = NerPredictor.load(path).raw_outputs(texts)
+    np.testing.assert_allclose(reloaded["token_score"], scores, atol=1e-5)
+    assert (reloaded["token_label"] == in_memory["token_label"]).all()
+
+
+def test_predictor_accepts_one_text_or_a_list(tiny):
+    predictor = tiny[3]
+    one = predictor(TEXTS[0])
+    assert isinstance(one, list) and one == predictor([TEXTS[0]])[0]
+    assert set(one[0]) == {"entity_group", "score", "word", "start", "end"}
+    assert predictor([]) == []
+    counts = collections.Counter(len(predictor(t)) for t in BAD_TEXTS[:2])
+    assert counts == {0: 2}

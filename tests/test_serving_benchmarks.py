@@ -1,0 +1,48 @@
+"""The serving benchmarks run end to end on tiny exports (their figures are reported by the scripts, not tested)."""
+
+import json
+
+import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
+
+import pytest
+
+from conftest import TINY_VOCAB
+from pipelines import bench_junk_load, bench_serving
+from serving_modules import TinyNerModule, TwoSignatureClassifier
+from tfnlp.serving import export_saved_model
+
+
+@pytest.fixture(scope="module")
+def saved_models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("saved_models")
+    classifier, ner = TwoSignatureClassifier(TINY_VOCAB), TinyNerModule()
+    export_saved_model(classifier, str(root / "agnews_transformer"), classifier.signatures())
+    export_saved_model(ner, str(root / "conll_ner"), ner.signatures())
+    return root
+
+
+@pytest.mark.integration
+def test_latency_benchmark_reports_each_model_on_its_test_texts(saved_models, data_dir, tmp_path, capsys):
+    output = tmp_path / "bench.json"
+    results = bench_serving.main([str(saved_models / "agnews_transformer"), str(saved_models / "conll_ner"),
+                                  "--data-dir", data_dir, "--requests", "5", "--batch-size", "4",
+                                  "--batch-texts", "8", "--output", str(output)])
+    assert [(r["model"], r["kind"], r["texts"]) for r in results] == [
+        ("agnews_transformer", "classifier", "AG News test"), ("conll_ner", "ner", "CoNLL-2003 test")]
+    for r in results:
+        assert 0 < r["p50_ms"] <= r["p99_ms"] and r["texts_per_second"] > 0 and r["cpu_ms_per_request"] > 0
+        assert r["target_p50_ms"] == bench_serving.TARGETS_MS[r["model"]]
+    assert "| agnews_transformer | 1 | classifier | AG News test |" in capsys.readouterr().out
+    assert len(json.loads(output.read_text())["results"]) == 2
+
+
+def test_junk_load_reports_memory_per_interval_and_no_failures(saved_models, tmp_path, capsys):
+    output = tmp_path / "junk.json"
+    code = bench_junk_load.main([str(saved_models / "conll_ner"), "--requests", "21", "--report-every", "7",
+                                 "--malloc-trim", "--output", str(output)])
+    report = json.loads(output.read_text())
+    assert code == 0 and report["failed"] == 0 and report["problems"] == []
+    assert [row["requests"] for row in report["rows"]] == [7, 14, 21]
+    assert report["by_kind"] == {kind: 3 for kind in bench_junk_load.KINDS}
+    assert report["summary"]["rss_first_mb"] > 0
+    assert "21 requests, 0 failed, 0 problems" in capsys.readouterr().out

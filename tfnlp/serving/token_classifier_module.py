@@ -1,0 +1,143 @@
+"""A serving module for NER: raw text in, grouped entities with character offsets out, all in the graph.
+
+Signature ``serving_default`` takes ``text`` (`tf.string` ``[None]``), and
+returns, per text, the entities HF's ``token-classification`` pipeline gives
+with ``aggregation_strategy="simple"`` (`tfnlp.serving.entity_grouping`) as
+padded tensors a REST client reads without any tokenizer:
+
+- ``entity_group`` (`tf.string` ``[batch, max_entities]``, padded with ``b""``),
+  ``score`` (float32), ``word`` (`tf.string`: the text's characters
+  ``start:end``), ``start``, ``end`` (int64, offsets in Unicode code points, as
+  HF's pipeline gives for a Python ``str``), ``num_entities`` (int64 ``[batch]``);
+- per token (WordPiece, special tokens left out): ``token_label``
+  (`tf.string` ``[batch, max_tokens]``), ``token_score`` (float32),
+  ``token_start``, ``token_end`` (int64), ``num_tokens`` (int64 ``[batch]``).
+
+Rows past ``num_entities`` / ``num_tokens`` are padding. A text of any length
+is read whole: its pieces are cut into overlapping windows the model can
+read and every piece is predicted from the window where it has the most
+context (`tfnlp.text.token_windows`), so a long text is never truncated and a
+document gives its sentences context, as in training. The casing feature, when
+the model was trained with it, is computed in the graph from the text. The
+export needs only ``import tensorflow_text`` to load (tensorflow-text's
+WordPiece ops), not tfnlp.
+"""
+
+import logging
+
+import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
+
+import tensorflow as tf
+
+from tfnlp.serving.entity_grouping import group_entities
+from tfnlp.serving.export import export_saved_model, optimizers_untracked
+
+logger = logging.getLogger(__name__)
+
+ENTITY_OUTPUTS = ("entity_group", "score", "word", "start", "end")
+TOKEN_OUTPUTS = ("token_label", "token_score", "token_start", "token_end")
+
+
+class TokenClassifierModule(tf.Module):
+    """Wraps a token classifier and its preprocessor for TF Serving (see the module docstring for the outputs).
+
+    Args:
+        model: tf_keras.Model. The preprocessor's model inputs (dict) to logits ``[windows, length, labels]``.
+        preprocessor: tfnlp.data.ner_features.NerPreprocessor. The one the model was trained with
+            (labels, window length and stride, casing).
+        name: str or None. Module name.
+
+    Example:
+    >>> module = TokenClassifierModule(model, preprocessor)  # doctest: +SKIP
+    >>> outputs = module.serving_default(tf.constant(["I work at Moscow Aviation Institute."]))  # doctest: +SKIP
+    >>> outputs["entity_group"].numpy(), outputs["start"].numpy(), outputs["end"].numpy()  # doctest: +SKIP
+    (array([[b'ORG']], dtype=object), array([[10]]), array([[35]]))
+    """
+
+    def __init__(self, model, preprocessor, name=None):
+        super().__init__(name=name)
+        _check_casing(model, preprocessor)
+        self.model = model
+        self.tokenizer = preprocessor.text_tokenizer  # Tracked: its vocabulary file goes to assets/.
+        self.label_names = tf.constant(list(preprocessor.labels), tf.string)
+        self._preprocessor = preprocessor
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serving_default(self, text):
+        preprocessor = self._preprocessor
+        pieces, chars = preprocessor.texts_to_pieces(text)
+        logits = preprocessor.predict_logits(lambda inputs: self.model(inputs, training=False), pieces)
+        probabilities = tf.nn.softmax(logits.flat_values, axis=-1)
+        label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+        tokens = {
+            "label_id": logits.with_flat_values(label_id),
+            "score": logits.with_flat_values(tf.reduce_max(probabilities, axis=-1)),
+            "start": pieces["start"],
+            "end": pieces["end"],
+        }
+        entities = group_entities(tokens["label_id"], tokens["score"], tokens["start"], tokens["end"],
+                                  preprocessor.labels)
+        entities["word"] = _substrings(chars, entities["start"], entities["end"])
+        outputs = {key: entities[key].to_tensor(b"" if key in ("entity_group", "word") else 0)
+                   for key in ENTITY_OUTPUTS}
+        outputs["num_entities"] = entities["start"].row_lengths()
+        outputs["token_label"] = tokens["label_id"].with_flat_values(
+            tf.gather(self.label_names, label_id)).to_tensor(b"")
+        outputs["token_score"] = tokens["score"].to_tensor(0.0)
+        outputs["token_start"] = tokens["start"].to_tensor(0)
+        outputs["token_end"] = tokens["end"].to_tensor(0)
+        outputs["num_tokens"] = tokens["start"].row_lengths()
+        return outputs
+
+    def signatures(self):
+        """The signatures to export: ``{"serving_default": ...}``."""
+        return {"serving_default": self.serving_default.get_concrete_function()}
+
+
+def _check_casing(model, preprocessor):
+    """A casing preprocessor gives casing ids as token types: the model's token-type table must hold them."""
+    from transformers import TFBertForTokenClassification
+
+    from tfnlp.text.casing import NUM_CASING_IDS
+
+    for layer in getattr(model, "layers", ()):
+        if isinstance(layer, TFBertForTokenClassification):
+            types = layer.config.type_vocab_size
+            if preprocessor.casing and types < NUM_CASING_IDS:
+                raise ValueError(f"the preprocessor gives casing ids (up to {NUM_CASING_IDS - 1}) but the model has "
+                                 f"{types} token types; build it with build_bert_token_classifier(..., casing=True)")
+
+
+def _substrings(chars, starts, ends):
+    """``text[start:end]`` for each span: from the texts' code points ``[texts, (chars)]``, spans ``[texts, (spans)]``."""
+    first = tf.gather(chars.row_starts(), starts.value_rowids()) + starts.flat_values
+    positions = tf.ragged.range(first, first + ends.flat_values - starts.flat_values)
+    code_points = positions.with_flat_values(tf.gather(chars.flat_values, positions.flat_values))
+    return starts.with_flat_values(tf.strings.unicode_encode(code_points, "UTF-8"))
+
+
+def export_token_classifier(module, base_dir, *, smoke_texts, extras=None):
+    """Exports a `TokenClassifierModule` to ``<base_dir>/<next version>/``, then reloads it and checks it.
+
+    Args:
+        module: TokenClassifierModule.
+        base_dir: str. The model's folder (TF Serving layout).
+        smoke_texts: sequence of str. Predicted before the export and after reloading it; the entities
+            must be the same (scores within 1e-5).
+        extras: callable or None. As in `tfnlp.serving.export_saved_model` (files published with the version).
+
+    Returns:
+        dict: ``path`` of the export and ``smoke_entities``, the reloaded model's entities for ``smoke_texts``.
+
+    Raises:
+        AssertionError: the reloaded SavedModel's entities differ from the module's.
+    """
+    from tfnlp.serving.ner_predictor import NerPredictor, assert_same_entities
+
+    expected = NerPredictor(module.serving_default)(list(smoke_texts))
+    with optimizers_untracked(module.model):  # Serving needs the weights, not the Adam moments.
+        path = export_saved_model(module, base_dir, module.signatures(), extras=extras)
+    reloaded = NerPredictor.load(path)(list(smoke_texts))
+    assert_same_entities(reloaded, expected, atol=1e-5, context=f"{path} reloaded vs the trained model")
+    logger.info("exported %s; reloaded entities match the trained model on %d texts", path, len(smoke_texts))
+    return {"path": path, "smoke_entities": reloaded}

@@ -1,0 +1,178 @@
+"""Run reports: the pictures every fit run writes beside its ``metrics.json``, and a summary of a run for comparing.
+
+- ``curves.png``: each loss and metric per epoch on training and validation data, from ``history.csv``
+  (`write_curves`; `tfnlp.training.evaluation.fit_model` writes it, so every fit script does);
+- ``confusion_matrix.png``: a classifier's test confusion matrix, the counts of ``metrics.json``'s
+  ``test.confusion_matrix`` (`write_confusion_matrix`; `tfnlp.training.evaluation.fit_and_evaluate`);
+- ``entity_scores.png``: NER precision, recall and F1 per entity type on validation and test
+  (`write_run_report` with NER metrics).
+
+Each PNG also stores the numbers it draws (`tfnlp.plots.png.read_plot_data`). In a multi-worker run only the
+chief calls these. `summarize_run` reads a finished run folder back (``python -m pipelines.compare``).
+"""
+
+import csv
+import json
+import logging
+import os
+
+from tfnlp.errors import ConfigurationError
+from tfnlp.plots.confusion import plot_confusion_matrix
+from tfnlp.plots.curves import plot_training_curves
+from tfnlp.plots.entity_scores import plot_entity_scores
+
+logger = logging.getLogger(__name__)
+
+CURVES = "curves.png"
+CONFUSION_MATRIX = "confusion_matrix.png"
+ENTITY_SCORES = "entity_scores.png"
+HISTORY = "history.csv"
+
+
+def read_history(output_dir):
+    """The per-epoch figures of the run in ``output_dir`` (its ``history.csv``), or None if it has none.
+
+    ``history.csv`` is appended to by every session of a resumed run, and by a
+    new training in the same folder: only the rows from its last epoch 0 on
+    (the latest training, all its sessions) are returned.
+
+    Returns:
+        dict: column -> list of float per epoch (``epoch`` as int, 0-based); empty cells are NaN.
+    """
+    path = os.path.join(output_dir, HISTORY)
+    if not os.path.exists(path):
+        return None
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    start = max((i for i, row in enumerate(rows) if row.get("epoch") == "0"), default=0)
+    rows = rows[start:]
+    if not rows:
+        return None
+    history = {}
+    for name in rows[0]:
+        values = [row.get(name) for row in rows]
+        history[name] = [int(value) for value in values] if name == "epoch" else [_float(value) for value in values]
+    return history
+
+
+def _float(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def write_curves(output_dir, title=None):
+    """Draws ``<output_dir>/curves.png`` from ``<output_dir>/history.csv``; returns its file name (None: no history)."""
+    history = read_history(output_dir)
+    if not history:
+        return None
+    plot_training_curves(history, os.path.join(output_dir, CURVES), title=title or _title(output_dir))
+    return CURVES
+
+
+def write_confusion_matrix(output_dir, report, title=None):
+    """Draws ``<output_dir>/confusion_matrix.png`` from a `classification_report`; returns its file name.
+
+    Args:
+        output_dir: str. The run folder.
+        report: dict. `tfnlp.training.metrics.classification_report`'s result (``confusion_matrix``,
+            ``class_names``).
+        title: str or None. Figure title.
+    """
+    plot_confusion_matrix(report["confusion_matrix"], report["class_names"],
+                          os.path.join(output_dir, CONFUSION_MATRIX), title=title)
+    return CONFUSION_MATRIX
+
+
+def write_run_report(output_dir, metrics):
+    """Writes every picture ``metrics`` supports beside ``<output_dir>/metrics.json``; returns {kind: file name}.
+
+    The training curves (if the folder has a ``history.csv``); a classifier's
+    test confusion matrix (``metrics["test"]["confusion_matrix"]``); NER scores
+    per entity type (``metrics["validation"|"test"]["per_type"]``). Call it on
+    the chief only, with the metrics written to ``metrics.json``.
+
+    Args:
+        output_dir: str. The run folder.
+        metrics: dict. The run's metrics (as written to ``metrics.json``).
+
+    Returns:
+        dict: ``{"curves": "curves.png", ...}``, the pictures written (file names in ``output_dir``).
+
+    Example (a NER run's figures; `pipelines.conll_ner` calls it before writing metrics.json):
+    >>> import tempfile
+    >>> scores = {"precision": 0.8, "recall": 0.6, "f1": 0.6857,
+    ...           "per_type": {"LOC": {"precision": 0.8, "recall": 0.6, "f1": 0.6857, "number": 5}}}
+    >>> write_run_report(tempfile.mkdtemp(), {"validation": scores, "test": scores})
+    {'entity_scores': 'entity_scores.png'}
+    """
+    written = {}
+    curves = write_curves(output_dir)
+    if curves:
+        written["curves"] = curves
+    test = metrics.get("test")
+    if isinstance(test, dict) and "confusion_matrix" in test:
+        written["confusion_matrix"] = write_confusion_matrix(output_dir, test)
+    splits = {name: metrics[name] for name in ("validation", "test")
+              if isinstance(metrics.get(name), dict) and metrics[name].get("per_type")}
+    if splits:
+        plot_entity_scores(splits, os.path.join(output_dir, ENTITY_SCORES), title=_title(output_dir))
+        written["entity_scores"] = ENTITY_SCORES
+    if written:
+        logger.info("report: %s in %s", ", ".join(written.values()), output_dir)
+    return written
+
+
+def _title(output_dir):
+    return os.path.basename(os.path.normpath(output_dir))
+
+
+STAGE_ORDER = ("fine_tune", "frozen")  # A two-stage run's final stage first.
+
+
+def summarize_run(run_dir):
+    """The headline figures and curves of a finished run folder (or of the last stage of a two-stage run).
+
+    Args:
+        run_dir: str. A fit script's ``--output-dir`` (``metrics.json``, ``history.csv``), or one of its stage
+            folders.
+
+    Returns:
+        dict: ``run`` (the folder), ``metric`` (``accuracy`` or ``entity F1``), ``test`` and ``validation``
+        (that metric), ``macro_f1`` (classifiers), ``epochs``, ``train_seconds``, ``examples_per_second``,
+        ``history`` (`read_history` of the folder with the curves, or None) and ``stage`` (None for one-stage
+        runs).
+
+    Raises:
+        FileNotFoundError: ``run_dir`` has no ``metrics.json`` (the run has not finished).
+        ConfigurationError: its ``metrics.json`` is not a fit script's.
+    """
+    path = os.path.join(run_dir, "metrics.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such file (is {run_dir} a finished run's --output-dir?)")
+    with open(path, encoding="utf-8") as f:
+        try:
+            metrics = json.load(f)
+        except ValueError as error:
+            raise ConfigurationError(f"{path}: not valid JSON ({error})") from None
+    stage, curves_dir, figures = None, run_dir, metrics
+    if "test" not in metrics:
+        stage = next((name for name in STAGE_ORDER if isinstance(metrics.get(name), dict)), None)
+        if stage is None:
+            raise ConfigurationError(f"{path}: no test figures (neither 'test' nor a stage's)")
+        figures, curves_dir = metrics[stage], os.path.join(run_dir, stage)
+    test = figures["test"]
+    if "accuracy" in test:
+        metric, test_value, macro_f1 = "accuracy", test["accuracy"], test.get("macro_f1")
+        validation = figures.get("validation_accuracy")
+    else:
+        metric, test_value, macro_f1 = "entity F1", test["f1"], None
+        validation = (figures.get("validation") or {}).get("f1")
+    history = read_history(curves_dir)
+    return {
+        "run": run_dir, "stage": stage, "metric": metric, "test": test_value, "validation": validation,
+        "macro_f1": macro_f1, "epochs": len(history["epoch"]) if history else None,
+        "train_seconds": figures.get("train_wall_seconds"),
+        "examples_per_second": figures.get("train_examples_per_second"), "history": history,
+    }
