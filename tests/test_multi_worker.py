@@ -97,13 +97,18 @@ def data(tmp_path):
 
 
 def float_variables(checkpoint):
+    """``(weights, optimizer slots)``: the float variables of a checkpoint, by name."""
     reader = tf.train.load_checkpoint(checkpoint)
-    values = {}
+    weights, slots = {}, {}
     for name in reader.get_variable_to_shape_map():
         value = reader.get_tensor(name)
         if isinstance(value, np.ndarray) and value.dtype.kind == "f":
-            values[name] = value
-    return values
+            (slots if "OPTIMIZER_SLOT" in name or name.startswith("optimizer/") else weights)[name] = value
+    return weights, slots
+
+
+def largest_difference(a, b):
+    return max(float(np.max(np.abs(a[name] - b[name]))) if b[name].size else 0.0 for name in b)
 
 
 def test_two_workers_train_like_one_process_and_only_the_chief_writes(tmp_path, data):
@@ -141,13 +146,18 @@ def test_two_workers_train_like_one_process_and_only_the_chief_writes(tmp_path, 
     single = tmp_path / "single"
     agnews_transformer.main(["--data-dir", data, "--output-dir", str(single), "--export-dir", "", "--epochs", "2",
                              *TINY])
-    two_workers, one_process = float_variables(str(run / "checkpoints" / "final")), \
-        float_variables(str(single / "checkpoints" / "final"))
-    assert set(two_workers) == set(one_process) and len(two_workers) > 20
+    two_workers, two_workers_slots = float_variables(str(run / "checkpoints" / "final"))
+    one_process, one_process_slots = float_variables(str(single / "checkpoints" / "final"))
+    assert set(two_workers) == set(one_process) and len(one_process) >= 20
+    assert set(two_workers_slots) == set(one_process_slots) and len(one_process_slots) >= 40
+    # Measured: weights within 2.3e-4 after 16 steps; Adam's first moments, sums of gradients that nearly
+    # cancel (an attention value bias), within 3.1e-3: the all-reduce adds the replicas' halves in another order.
     for name, value in one_process.items():
-        np.testing.assert_allclose(two_workers[name], value, rtol=0, atol=2e-3, err_msg=name)
-    worst = max(float(np.max(np.abs(two_workers[name] - value))) for name, value in one_process.items())
-    print(f"largest weight difference from one process: {worst:.2e}")
+        np.testing.assert_allclose(two_workers[name], value, rtol=0, atol=1e-3, err_msg=name)
+    for name, value in one_process_slots.items():
+        np.testing.assert_allclose(two_workers_slots[name], value, rtol=0, atol=1e-2, err_msg=name)
+    print(f"largest difference from one process: weights {largest_difference(two_workers, one_process):.1e}, "
+          f"optimizer slots {largest_difference(two_workers_slots, one_process_slots):.1e}")
     history = [line.split(",") for line in (run / "history.csv").read_text().splitlines()]
     reference = [line.split(",") for line in (single / "history.csv").read_text().splitlines()]
     column = history[0].index("val_loss")
