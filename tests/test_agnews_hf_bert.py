@@ -326,10 +326,12 @@ def test_bench_prints_both_input_paths_and_their_ratio(data_root, tiny_bert, tmp
 @pytest.mark.slow
 def test_pipeline_on_real_ag_news_with_the_packaged_minilm(data_dir, tmp_path):
     metrics = pipeline.main(["--data-dir", data_dir, "--output-dir", str(tmp_path / "run"), "--export-dir",
-                             str(tmp_path / "export"), "--max-train-examples", "96", "--max-eval-examples", "64",
-                             "--frozen-epochs", "5", "--epochs", "1", "--batch-size", "16"])
-    assert metrics["frozen"]["test"]["num_examples"] == 64 and metrics["fine_tune"]["train_examples"] == 96
-    assert metrics["frozen"]["test"]["accuracy"] > 0.4  # Chance is 0.25; MiniLM's vectors separate topics.
+                             str(tmp_path / "export"), "--max-train-examples", "600", "--max-eval-examples", "64",
+                             "--frozen-epochs", "10", "--epochs", "1", "--batch-size", "16"])
+    # train.csv's first 600 rows hold all four classes (its first 96 hold only two); the first 64 test rows are
+    # 47% Sci/Tech, so predicting the majority class scores 0.47: MiniLM's frozen vectors must do better.
+    assert metrics["frozen"]["test"]["num_examples"] == 64 and metrics["fine_tune"]["train_examples"] == 600
+    assert metrics["frozen"]["test"]["accuracy"] > 0.6
     served = tf.saved_model.load(metrics["export"]["path"]).signatures["serving_default"](
         text=tf.constant(["Stocks fell as oil prices rose.", ""]))
     np.testing.assert_allclose(served["probabilities"].numpy().sum(axis=1), 1.0, atol=1e-5)
