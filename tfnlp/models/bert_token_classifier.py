@@ -19,13 +19,12 @@ strategies and serving; the two share their weights.
 import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 
 import numpy as np
-import tensorflow as tf
 import tf_keras
 
 from tfnlp import pretrained
+from tfnlp.models.hf_bert_classifier import ids_inputs
 from tfnlp.text.casing import NUM_CASING_IDS
 
-HF_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def build_bert_token_classifier(name_or_path=None, *, labels, casing=False, **kwargs):
@@ -72,11 +71,6 @@ def _with_type_vocabulary(model, size):
             value = np.repeat(value[:1], size, axis=0)
         weight.assign(value)
     return copy
-
-
-def ids_inputs():
-    """Keras inputs named as HF's: int32 ``[batch, length]`` ``input_ids``, ``attention_mask``, ``token_type_ids``."""
-    return {key: tf_keras.Input(shape=(None,), dtype=tf.int32, name=key) for key in HF_INPUTS}
 
 
 def token_classifier_model(bert_token_classifier, name="bert_token_classifier"):
