@@ -38,7 +38,7 @@ export-hub-bert: setup  ## The packaged MiniLM as TF-Hub preprocessor + encoder 
 	$(PY) -m pipelines.export_hub_bert
 
 test: setup  ## The whole test suite (integration tests run when TFNLP_DATA_DIR is set).
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=30
 
 test-fast: setup  ## Unit tests only.
 	$(PY) -m pytest -q -m "not integration and not slow"

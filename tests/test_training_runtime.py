@@ -191,7 +191,7 @@ def test_mixed_precision_policy_is_set_and_reset_by_the_next_runtime(tmp_path):
 def test_mixed_precision_on_tpu_computes_in_bfloat16(tmp_path, monkeypatch):
     requested = []
     monkeypatch.setattr(runtime_module, "create_strategy",  # No TPU here: record the request only.
-                        lambda name, tpu: requested.append((name, tpu)) or tf.distribute.get_strategy())
+                        lambda name, tpu, worker_timeout: requested.append((name, tpu)) or tf.distribute.get_strategy())
     runtime = Runtime(RuntimeArguments(output_dir=str(tmp_path), strategy="tpu", tpu="grpc://10.0.0.2:8470",
                                        mixed_precision=True))
     assert requested == [("tpu", "grpc://10.0.0.2:8470")]
