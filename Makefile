@@ -37,8 +37,10 @@ train-ner: setup  ## HF TFBertForTokenClassification on CoNLL-2003 NER: train, e
 export-hub-bert: setup  ## The packaged MiniLM as TF-Hub preprocessor + encoder SavedModels in saved_models/hub/.
 	$(PY) -m pipelines.export_hub_bert
 
+# Two pytest workers (pytest-xdist): on 2 cores one test's Python (imports, tracing, subprocess start-up)
+# overlaps another's TensorFlow kernels; --durations lists the slowest tests at the end.
 test: setup  ## The whole test suite (integration tests run when TFNLP_DATA_DIR is set).
-	$(PY) -m pytest -q --durations=30
+	$(PY) -m pytest -q -n 2 --dist worksteal --durations=30
 
 test-fast: setup  ## Unit tests only.
 	$(PY) -m pytest -q -m "not integration and not slow"

@@ -44,8 +44,8 @@ from tfnlp.training.classification import compile_classifier, train_frozen_head
 from tfnlp.training.evaluation import fit_and_evaluate
 from tfnlp.utils import atomic_write_json
 
-from pipelines.common import (DataArguments, FrozenArguments, check_optimization_arguments, check_stages,
-                              count_examples, load_splits)
+from pipelines.common import (DataArguments, FrozenArguments, check_stages, count_examples, fine_tune_arguments,
+                              load_splits, write_two_stage_metrics)
 
 logger = logging.getLogger("agnews_hub_bert")
 
@@ -86,21 +86,7 @@ class ModelArguments:
             raise ValueError("--dropout must lie in [0, 1)")
 
 
-@dataclasses.dataclass
-class FineTuneArguments:
-    """Stage 2: everything trained with AdamW, linear warm-up and decay; and the export."""
-
-    skip_fine_tuning: bool = field(False, "Skip stage 2 (export the frozen-encoder model).")
-    epochs: int = field(5, "Fine-tuning epochs (the best on validation is kept).")
-    batch_size: int = field(16, "Fine-tuning global batch size (split across replicas).")
-    learning_rate: float = field(3e-5, "Peak AdamW learning rate.")
-    warmup_ratio: float = field(0.1, "Fraction of the fine-tuning steps with linear warm-up.")
-    weight_decay: float = field(0.01, "AdamW weight decay (never on LayerNorm and bias weights).")
-    export_dir: str = field("saved_models/agnews_hub_bert", "Export base folder; the SavedModel goes to "
-                                                            "<export-dir>/<next version>/. '' = no export.")
-
-    def __post_init__(self):
-        check_optimization_arguments(self)
+FineTuneArguments = fine_tune_arguments(epochs=5, learning_rate=3e-5, export_dir="saved_models/agnews_hub_bert")
 
 
 def resolve_handles(args, runtime):
@@ -212,14 +198,7 @@ def main(argv=None):
                                                   seq_length=model_args.sequence_length)
         metrics["export"] = export_text_classifier(serving_model, class_names,
                                                    runtime.worker_path(tune_args.export_dir))
-    if runtime.is_chief:
-        atomic_write_json(runtime.path("metrics.json"), metrics)
-    accuracies = "; ".join(f"{stage} test accuracy {metrics[stage]['test']['accuracy']:.4f}"
-                           for stage in (FROZEN, FINE_TUNE) if stage in metrics)
-    cli.log_result("%s; %.0f s; wrote %s; SavedModel: %s", accuracies, metrics["wall_seconds"],
-                   runtime.path("metrics.json"), metrics["export"]["path"] if "export" in metrics else "none",
-                   log=logger)
-    return metrics
+    return write_two_stage_metrics(metrics, runtime, (FROZEN, FINE_TUNE), log=logger)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from tfnlp.models import SentenceEmbeddingDistiller, build_text_vectorizer, buil
 from tfnlp.serving import export_text_classifier
 from tfnlp.text import BertTokenizer
 from tfnlp.training import Runtime, RuntimeArguments, cli, field, parse_arguments
-from tfnlp.training.arguments import check_local_folder_or_hub_name
+from tfnlp.training.arguments import check_local_folder_or_hub_name, check_optimization_arguments
 from tfnlp.training.distillation import sentence_embeddings
 from tfnlp.training.evaluation import fit_and_evaluate
 from tfnlp.training.losses import SparseCategoricalCrossentropyWithSmoothing
@@ -47,7 +47,7 @@ from tfnlp.training.optimization import create_optimizer
 from tfnlp.utils import atomic_write_json
 from tfnlp.utils.progress import Progress
 
-from pipelines.common import DataArguments, check_optimization_arguments, count_examples, load_splits
+from pipelines.common import DataArguments, count_examples, load_splits
 
 logger = logging.getLogger("agnews_transformer")
 

@@ -1,4 +1,5 @@
-"""What the AG News fit scripts share: data arguments, splits, counting, the frozen-stage arguments."""
+"""What the fit scripts share: AG News data arguments, splits and counting, the frozen and fine-tuning argument
+groups, and the optimization options' checks."""
 
 import dataclasses
 from typing import Optional
@@ -8,7 +9,9 @@ import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 import numpy as np
 
 from tfnlp import data
-from tfnlp.training import field
+from tfnlp.utils import atomic_write_json
+from tfnlp.training import cli, field
+from tfnlp.training.arguments import check_optimization_arguments
 
 
 @dataclasses.dataclass
@@ -49,6 +52,27 @@ class FrozenArguments:
             raise ValueError("--frozen-learning-rate must be positive")
 
 
+def fine_tune_arguments(*, epochs, learning_rate, export_dir, optimizer="AdamW, linear warm-up and decay"):
+    """A fit script's stage-2 argument group (a dataclass): fine-tuning of everything, and the export.
+
+    The TF-Hub and HF pipelines share the options and their checks; only the defaults differ (each chosen on
+    its own validation runs), so each script builds its group here with its defaults.
+    """
+    fields = [
+        ("skip_fine_tuning", bool, field(False, "Skip stage 2 (export the frozen-encoder model).")),
+        ("epochs", int, field(epochs, "Fine-tuning epochs (the best on validation is kept).")),
+        ("batch_size", int, field(16, "Fine-tuning global batch size (split across replicas).")),
+        ("learning_rate", float, field(learning_rate, "Peak AdamW learning rate (reached at the end of warm-up).")),
+        ("warmup_ratio", float, field(0.1, "Fraction of the fine-tuning steps with linear warm-up.")),
+        ("weight_decay", float, field(0.01, "AdamW weight decay (never on LayerNorm and bias weights).")),
+        ("export_dir", str, field(export_dir, "Export base folder; the SavedModel goes to <export-dir>/<next "
+                                              "version>/. '' = no export.")),
+    ]
+    namespace = {"__doc__": f"Stage 2: everything trained with {optimizer}; and the export.",
+                 "__post_init__": check_optimization_arguments}
+    return dataclasses.make_dataclass("FineTuneArguments", fields, namespace=namespace)
+
+
 def check_stages(*groups):
     """Rejects skipping both stages of a two-stage fit script when its arguments are parsed (``validate=``)."""
     skip_frozen = any(getattr(group, "skip_frozen_stage", False) for group in groups)
@@ -70,13 +94,17 @@ def count_examples(dataset):
     return int(dataset.reduce(np.int64(0), lambda count, _: count + 1).numpy())
 
 
-def check_optimization_arguments(args):
-    """Validates the ``epochs``, ``batch_size``, ``learning_rate``, ``warmup_ratio`` and ``weight_decay`` of ``args``."""
-    if args.epochs < 1 or args.batch_size < 1:
-        raise ValueError("--epochs and --batch-size must be at least 1")
-    if args.learning_rate <= 0:
-        raise ValueError("--learning-rate must be positive")
-    if not 0 <= args.warmup_ratio < 1:
-        raise ValueError("--warmup-ratio must lie in [0, 1)")
-    if args.weight_decay < 0:
-        raise ValueError("--weight-decay must be >= 0")
+def write_two_stage_metrics(metrics, runtime, stages, log=None):
+    """The chief writes ``metrics.json``; every worker logs each stage's test accuracy and the export's path.
+
+    Returns:
+        ``metrics``, for ``main`` to return.
+    """
+    if runtime.is_chief:
+        atomic_write_json(runtime.path("metrics.json"), metrics)
+    accuracies = "; ".join(f"{stage} test accuracy {metrics[stage]['test']['accuracy']:.4f}"
+                           for stage in stages if stage in metrics)
+    cli.log_result("%s; %.0f s; wrote %s; SavedModel: %s", accuracies, metrics["wall_seconds"],
+                   runtime.path("metrics.json"), metrics["export"]["path"] if "export" in metrics else "none",
+                   log=log)
+    return metrics

@@ -53,7 +53,7 @@ from tfnlp.models.bert_token_classifier import build_bert_token_classifier, hf_t
 from tfnlp.serving.ner_predictor import NerPredictor, assert_same_entities, hf_pipeline_entities
 from tfnlp.serving.token_classifier_module import export_token_classifier
 from tfnlp.training import Runtime, RuntimeArguments, cli, field, parse_arguments
-from tfnlp.training.arguments import check_local_folder_or_hub_name
+from tfnlp.training.arguments import check_local_folder_or_hub_name, check_optimization_arguments
 from tfnlp.training.evaluation import fit_model
 from tfnlp.training.losses import MaskedSparseCategoricalCrossentropy
 from tfnlp.training.ner_metrics import DECODINGS, TokenAccuracy, evaluate_ner
@@ -136,14 +136,7 @@ class TrainingArguments:
                                                       "<export-dir>/<next version>/. '' = no export.")
 
     def __post_init__(self):
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("--epochs and --batch-size must be at least 1")
-        if self.learning_rate <= 0:
-            raise ValueError("--learning-rate must be positive")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ValueError("--warmup-ratio must lie in [0, 1)")
-        if self.weight_decay < 0:
-            raise ValueError("--weight-decay must be >= 0")
+        check_optimization_arguments(self)
         if self.average_snapshots < 0 or not 0 < self.average_fraction <= 1:
             raise ValueError("--average-snapshots must be >= 0 and --average-fraction in (0, 1]")
         if self.average_snapshots and self.restore_best_epoch:

@@ -184,6 +184,18 @@ def check_saved_model_or_url(option, value):
         raise ValueError(f"{option} {value}: no saved_model.pb in the folder (expected a SavedModel)")
 
 
+def check_optimization_arguments(args):
+    """Validates the ``epochs``, ``batch_size``, ``learning_rate``, ``warmup_ratio`` and ``weight_decay`` of ``args``."""
+    if args.epochs < 1 or args.batch_size < 1:
+        raise ValueError("--epochs and --batch-size must be at least 1")
+    if args.learning_rate <= 0:
+        raise ValueError("--learning-rate must be positive")
+    if not 0 <= args.warmup_ratio < 1:
+        raise ValueError("--warmup-ratio must lie in [0, 1)")
+    if args.weight_decay < 0:
+        raise ValueError("--weight-decay must be >= 0")
+
+
 def _read_args_file(parser, path, dataclass_types):
     """The values of a ``--args-file``, checked like command-line values (known name, type, choices)."""
     try:
