@@ -1,5 +1,5 @@
-"""What the fit scripts share: AG News data arguments, splits and counting, the frozen and fine-tuning argument
-groups, and the optimization options' checks."""
+"""What the AG News fit scripts share: data arguments, splits and counting, the frozen and fine-tuning argument
+groups, and the end of a two-stage run."""
 
 import dataclasses
 from typing import Optional
@@ -9,9 +9,9 @@ import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 import numpy as np
 
 from tfnlp import data
-from tfnlp.utils import atomic_write_json
 from tfnlp.training import cli, field
 from tfnlp.training.arguments import check_optimization_arguments
+from tfnlp.utils import atomic_write_json
 
 
 @dataclasses.dataclass
