@@ -141,7 +141,7 @@ def main(argv=None):
     for path in args.models:
         try:
             results.append(benchmark(path, args))
-        except (ModelFolderError, ValueError) as e:
+        except (ModelFolderError, data.DataSourceUnavailableError, ValueError) as e:
             sys.exit(f"bench_serving: error: {e}")
         except tf.errors.OpError as e:
             sys.exit(f"bench_serving: error: {path}: the signature failed on a test text: {op_error_message(e)}")
