@@ -79,7 +79,7 @@ class ModelArguments:
 
 
 FineTuneArguments = fine_tune_arguments(epochs=3, learning_rate=1e-4, export_dir="saved_models/agnews_hf_bert",
-                                       optimizer="transformers.create_optimizer")
+                                       optimizer="transformers.create_optimizer", max_grad_norm=0.0)
 
 
 def make_batches(encoded, sequence_length, batch_size, runtime):
@@ -109,7 +109,8 @@ def run_fine_tuning(bert_classifier, batches, class_names, args, runtime, num_tr
         compile_classifier(trainer, runtime, learning_rate=args.learning_rate,
                            num_train_steps=int(batches["train"].cardinality()) * args.epochs,
                            warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay,
-                           implementation="transformers")
+                           implementation="transformers", lazy_sparse_updates=args.lazy_embedding_updates,
+                           global_clipnorm=args.max_grad_norm or None)
     metrics, _ = fit_and_evaluate(trainer, runtime, batches, epochs=args.epochs, num_train=num_train,
                                   class_names=class_names)
     cli.log_result("fine-tuning: test accuracy %.4f, training %.0f s, %.1f examples/s", metrics["test"]["accuracy"],

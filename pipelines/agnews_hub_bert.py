@@ -151,7 +151,8 @@ def run_fine_tuning(classifier, batches, class_names, args, runtime, num_train):
     with runtime.scope():
         classifier.get_layer("encoder").trainable = True
         compile_classifier(classifier, runtime, learning_rate=args.learning_rate, num_train_steps=steps,
-                           warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay)
+                           warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay,
+                           lazy_sparse_updates=args.lazy_embedding_updates)
     metrics, _ = fit_and_evaluate(classifier, runtime, batches, epochs=args.epochs, num_train=num_train,
                                   class_names=class_names)
     logger.info("fine-tuning: test accuracy %.4f, training %.0f s, %.1f examples/s", metrics["test"]["accuracy"],

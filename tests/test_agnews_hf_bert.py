@@ -165,6 +165,7 @@ def test_pooler_output_features_freeze_the_pooler_as_the_lesson(data_root, tiny_
     (["--classifier-dropout", "1"], "classifier-dropout"),
     (["--learning-rate", "0"], "learning-rate"),
     (["--frozen-features", "mean"], "frozen-features"),
+    (["--max-grad-norm", "-0.5"], "--max-grad-norm must be >= 0"),
 ])
 def test_pipeline_rejects_bad_arguments(argv, message, tmp_path, capsys):
     with pytest.raises((ValueError, SystemExit)) as raised:

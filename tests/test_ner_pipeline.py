@@ -61,7 +61,7 @@ def run(data_root, tiny_bert, output_dir, export_dir, *extra):
 
 def test_tiny_run_trains_evaluates_exports_and_reloads_without_tfnlp(data_root, tiny_bert, tmp_path):
     metrics = run(data_root, tiny_bert, tmp_path / "run", tmp_path / "saved", "--epochs", "12",
-                  "--learning-rate", "3e-3", "--warmup-ratio", "0")
+                  "--learning-rate", "3e-3", "--warmup-ratio", "0", "--context", "document")
     with open(tmp_path / "run" / "metrics.json", encoding="utf-8") as f:
         written = json.load(f)
     assert written["validation"]["f1"] == metrics["validation"]["f1"]
@@ -71,7 +71,7 @@ def test_tiny_run_trains_evaluates_exports_and_reloads_without_tfnlp(data_root, 
         assert set(report["per_type"]) == {"PER", "LOC", "ORG", "MISC"}
         assert {"precision", "recall", "f1", "support"} <= set(report["per_type"]["PER"])
         assert report["num_sentences"] == {"validation": 7, "test": 5}[split]
-        assert set(report["f1_by_decoding"]) == {"argmax", "iob"}
+        assert set(report["f1_by_decoding"]) == {"argmax", "iob"} and report["decoding"] == "iob"  # The default.
     assert metrics["validation"]["per_type"]["PER"]["f1"] > 0.5, metrics["validation"]
     assert metrics["hf_pipeline_parity"]["same_groups_and_offsets"]
     assert metrics["hf_pipeline_parity"]["texts"] == 7 and metrics["hf_pipeline_parity"]["max_score_difference"] < 1e-4
@@ -119,6 +119,7 @@ def test_max_length_beyond_the_models_positions_is_one_clear_error(data_root, ti
     (["--max-length", "16", "--stride", "14"], "--stride must lie in"),
     (["--epochs", "0"], "--epochs and --batch-size must be at least 1"),
     (["--pretrained", "/no/such/folder"], "no such folder"),
+    (["--max-grad-norm", "-1"], "--max-grad-norm must be >= 0"),
 ])
 def test_bad_arguments_are_one_line_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as info:

@@ -20,11 +20,13 @@ from conftest import TINY_VOCAB
 from helpers import run_fresh_python, write_tiny_bert_folder
 from tfnlp import pretrained
 from tfnlp.data import CONLL2003_LABELS
-from tfnlp.data.ner_features import NerPreprocessor
+from tfnlp.data.ner_features import NerPreprocessor, inside_label_ids
 from tfnlp.models.bert_token_classifier import build_bert_token_classifier, token_classifier_model
 from tfnlp.serving.entity_grouping import group_entities
+from tfnlp.serving.iob_decoding import iob_piece_labels, viterbi_decode, word_starts
 from tfnlp.serving.ner_predictor import NerPredictor, assert_same_entities, hf_pipeline_entities
 from tfnlp.serving.token_classifier_module import TokenClassifierModule, export_token_classifier
+from tfnlp.training.ner_metrics import decode_tags, iob_transitions
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEXTS = ["John lives in New York.", "the cat sat on the mat!", "Unaffable dogs running, hello world",
@@ -233,3 +235,83 @@ def test_predictor_accepts_one_text_or_a_list(tiny):
     assert predictor([]) == []
     counts = collections.Counter(len(predictor(t)) for t in BAD_TEXTS[:2])
     assert counts == {0: 2}
+
+
+# ---------------------------------------------------------------- valid-IOB decoding in the graph
+
+def test_graph_viterbi_equals_the_evaluations_numpy_decoding():
+    """The export's decoder (TensorFlow ops) and the evaluation's (`decode_tags`, NumPy) agree, empty rows too."""
+    rng = np.random.default_rng(0)
+    allowed, start = iob_transitions(CONLL2003_LABELS)
+    rows = [rng.normal(size=(n, 9)).astype(np.float32) * 3 for n in (0, 1, 5, 17, 0, 2, 40)]
+    logits = tf.RaggedTensor.from_row_lengths(np.concatenate(rows), [len(r) for r in rows])
+    log_probs = tf.ragged.map_flat_values(tf.nn.log_softmax, logits)
+    expected = [decode_tags(r, CONLL2003_LABELS, "iob").tolist() for r in rows]
+    assert expected != [r.argmax(-1).tolist() for r in rows]  # The fixture has invalid argmax sequences.
+    decode = tf.function(lambda x: viterbi_decode(x, allowed, start),
+                         input_signature=[tf.RaggedTensorSpec([None, None, 9], tf.float32, 1, tf.int64)])
+    assert viterbi_decode(log_probs, allowed, start).to_list() == expected
+    assert decode(log_probs).to_list() == expected
+    for lengths in ([0, 0], []):  # Only empty texts; no texts (a graph's scan must still have a step).
+        assert decode(tf.RaggedTensor.from_row_lengths(tf.zeros([0, 9]), tf.constant(lengths, tf.int64))).to_list() \
+            == [[] for _ in lengths]
+
+
+def test_iob_piece_labels_decode_words_and_give_later_pieces_the_inside_tag():
+    rng = np.random.default_rng(1)
+    flat = rng.normal(size=(7, 9)).astype(np.float32) * 3
+    logits = tf.RaggedTensor.from_row_lengths(flat, [4, 0, 3])
+    vocabulary = ["[PAD]", "moscow", "##ia", "##n", ".", "new", "##ark"]
+    # Text 0: "moscowian." = moscow ##ia ##n | . ; text 2: "##ark" first (starts its text's word anyway), new ##ark.
+    ids = tf.ragged.constant([[1, 2, 3, 4], [], [6, 5, 6]])
+    starts = word_starts(ids, vocabulary)
+    assert starts.to_list() == [[True, False, False, True], [], [True, True, False]]
+    labels, scores = iob_piece_labels(logits, starts, CONLL2003_LABELS)
+    inside = inside_label_ids(CONLL2003_LABELS)
+    word_0 = decode_tags(flat[[0, 3]], CONLL2003_LABELS, "iob")
+    word_2 = decode_tags(flat[[4, 5]], CONLL2003_LABELS, "iob")
+    assert labels.to_list() == [[word_0[0], inside[word_0[0]], inside[word_0[0]], word_0[1]], [],
+                                [word_2[0], word_2[1], inside[word_2[1]]]]
+    probabilities = tf.nn.softmax(flat).numpy()
+    np.testing.assert_allclose(scores.flat_values.numpy(),
+                               probabilities[np.arange(7), labels.flat_values.numpy()], rtol=1e-6)
+
+
+def test_iob_module_gives_valid_iob_and_argmax_where_argmax_is_valid(tiny):
+    _, model, preprocessor, argmax_predictor = tiny
+    module = TokenClassifierModule(model, preprocessor, decoding="iob")
+    texts = TEXTS + BAD_TEXTS
+    outputs = {k: v.numpy() for k, v in module.serving_default(tf.constant(texts)).items()}
+    reference = argmax_predictor.raw_outputs(texts)
+    allowed, start = iob_transitions(CONLL2003_LABELS)
+    index = {label: i for i, label in enumerate(CONLL2003_LABELS)}
+    changed = 0
+    for row in range(len(texts)):
+        count = int(outputs["num_tokens"][row])
+        tags = [index[t.decode()] for t in outputs["token_label"][row, :count]]
+        assert not tags or start[tags[0]]
+        assert all(allowed[a, b] for a, b in zip(tags, tags[1:])), (texts[row], tags)
+        argmax_tags = [index[t.decode()] for t in reference["token_label"][row, :count]]
+        changed += tags != argmax_tags
+        for i in range(int(outputs["num_entities"][row])):
+            start_, end_ = int(outputs["start"][row, i]), int(outputs["end"][row, i])
+            assert outputs["word"][row, i].decode("utf-8") == texts[row][start_:end_]
+    assert changed > 0  # The tiny model's argmax tags are often invalid IOB: the decoding has work to do.
+    with pytest.raises(ValueError, match="decoding"):
+        TokenClassifierModule(model, preprocessor, decoding="crf")
+
+
+def test_iob_export_reloads_without_tfnlp(tiny, tmp_path):
+    _, model, preprocessor, _ = tiny
+    predictor = NerPredictor.from_model(model, preprocessor, decoding="iob")
+    export = export_token_classifier(predictor.module, str(tmp_path / "saved"), smoke_texts=TEXTS[:2])
+    stdout = run_fresh_python("""
+        import json, sys
+        import tensorflow as tf
+        import tensorflow_text  # noqa: F401
+        outputs = tf.saved_model.load(sys.argv[1]).signatures["serving_default"](text=tf.constant(json.loads(sys.argv[2])))
+        print(json.dumps([[t.decode() for t in row] for row in outputs["token_label"].numpy()]))
+        assert "tfnlp" not in sys.modules
+    """, export["path"], json.dumps(TEXTS), cwd=str(tmp_path))
+    expected = predictor.raw_outputs(TEXTS)["token_label"]
+    assert json.loads(stdout.strip().splitlines()[-1]) == [[t.decode() for t in row] for row in expected]

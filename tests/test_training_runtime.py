@@ -614,12 +614,16 @@ def test_optimizer_warms_up_then_decays_and_skips_decay_on_norms_and_biases():
         assert not optimizer._do_use_weight_decay(name)
 
 
-def lazy_and_dense_steps(rows, steps=3, weight_decay=0.05, name="table"):
+IMPLEMENTATIONS = ["official", "transformers"]
+
+
+def lazy_and_dense_steps(rows, steps=3, weight_decay=0.05, name="table", implementation="official"):
     """The same embedding table after ``steps`` AdamW steps on the loss sum(table[rows]**2), dense and lazy."""
     results = []
     for lazy in (False, True):
         table = tf.Variable(np.random.RandomState(0).normal(size=(6, 3)).astype("float32"), name=name)
-        optimizer = create_optimizer(0.1, 100, warmup_ratio=0.0, weight_decay=weight_decay, lazy_sparse_updates=lazy)
+        optimizer = create_optimizer(0.1, 100, warmup_ratio=0.0, weight_decay=weight_decay, lazy_sparse_updates=lazy,
+                                     implementation=implementation)
         for _ in range(steps):
             with tf.GradientTape() as tape:
                 loss = tf.reduce_sum(tf.gather(table, rows) ** 2)
@@ -630,19 +634,24 @@ def lazy_and_dense_steps(rows, steps=3, weight_decay=0.05, name="table"):
     return results
 
 
-def test_lazy_optimizer_matches_adamw_when_every_row_is_used():
-    (dense_optimizer, dense), (lazy_optimizer, lazy) = lazy_and_dense_steps([0, 1, 2, 3, 4, 5, 1])
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_lazy_optimizer_matches_adamw_when_every_row_is_used(implementation):
+    (dense_optimizer, dense), (lazy_optimizer, lazy) = lazy_and_dense_steps([0, 1, 2, 3, 4, 5, 1],
+                                                                            implementation=implementation)
     assert type(dense_optimizer).__name__ == "AdamWeightDecay"
-    assert type(lazy_optimizer).__name__ == "LazyAdamWeightDecay"
+    assert type(lazy_optimizer).__name__ == {"official": "LazyAdamWeightDecay",
+                                             "transformers": "LazyTransformersAdamWeightDecay"}[implementation]
+    assert lazy_optimizer.learning_rate.get_config() == dense_optimizer.learning_rate.get_config()
     np.testing.assert_allclose(lazy.numpy(), dense.numpy(), rtol=0, atol=1e-6)
     for slot in ("m", "v"):
         np.testing.assert_allclose(lazy_optimizer.get_slot(lazy, slot), dense_optimizer.get_slot(dense, slot),
                                    rtol=1e-6, atol=1e-9)
 
 
-def test_lazy_optimizer_updates_only_the_rows_a_batch_uses():
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_lazy_optimizer_updates_only_the_rows_a_batch_uses(implementation):
     initial = np.random.RandomState(0).normal(size=(6, 3)).astype("float32")
-    (_, dense), (lazy_optimizer, lazy) = lazy_and_dense_steps([0, 2, 2])
+    (_, dense), (lazy_optimizer, lazy) = lazy_and_dense_steps([0, 2, 2], implementation=implementation)
     dense, lazy_values, unused = dense.numpy(), lazy.numpy(), [1, 3, 4, 5]
     np.testing.assert_allclose(lazy_values[[0, 2]], dense[[0, 2]], rtol=0, atol=1e-6)  # Used rows: as AdamW.
     np.testing.assert_array_equal(lazy_values[unused], initial[unused])  # Unused rows: untouched...
@@ -664,11 +673,23 @@ def test_lazy_optimizer_skips_weight_decay_on_excluded_names_and_applies_dense_g
     np.testing.assert_array_equal(results[1], results[0])
 
 
+def test_transformers_optimizer_clips_the_global_norm_only_when_asked():
+    for clip in (None, 0.5):
+        optimizer = create_optimizer(0.1, 10, implementation="transformers", global_clipnorm=clip)
+        assert optimizer.global_clipnorm == clip
+    lazy = create_optimizer(0.1, 10, implementation="transformers", global_clipnorm=0.5, lazy_sparse_updates=True)
+    assert lazy.global_clipnorm == 0.5 and lazy.weight_decay_rate == 0.01
+    with pytest.raises(ValueError, match="global_clipnorm"):
+        create_optimizer(0.1, 10, global_clipnorm=0.5)  # tf-models-official clips at 1.0 itself.
+
+
 @pytest.mark.parametrize("options, message", [
     (dict(learning_rate=0, num_train_steps=10), "learning_rate"),
     (dict(learning_rate=1e-3, num_train_steps=0), "num_train_steps"),
     (dict(learning_rate=1e-3, num_train_steps=10, warmup_ratio=1.0), "warmup_ratio"),
     (dict(learning_rate=1e-3, num_train_steps=10, weight_decay=-1), "weight_decay"),
+    (dict(learning_rate=1e-3, num_train_steps=10, global_clipnorm=0.0, implementation="transformers"),
+     "global_clipnorm"),
 ])
 def test_optimizer_rejects_bad_settings(options, message):
     with pytest.raises(ValueError, match=message):

@@ -45,11 +45,11 @@ class NerPredictor:
         self.batch_size = int(batch_size)
 
     @classmethod
-    def from_model(cls, model, preprocessor, **kwargs):
-        """A predictor running ``model`` in memory (see `tfnlp.serving.TokenClassifierModule`)."""
+    def from_model(cls, model, preprocessor, decoding="argmax", **kwargs):
+        """A predictor running ``model`` in memory (see `tfnlp.serving.TokenClassifierModule`, ``decoding``)."""
         from tfnlp.serving.token_classifier_module import TokenClassifierModule
 
-        module = TokenClassifierModule(model, preprocessor)
+        module = TokenClassifierModule(model, preprocessor, decoding=decoding)
         predictor = cls(module.serving_default, **kwargs)
         predictor.module = module
         return predictor

@@ -13,7 +13,10 @@ padded tensors a REST client reads without any tokenizer:
   (`tf.string` ``[batch, max_tokens]``), ``token_score`` (float32),
   ``token_start``, ``token_end`` (int64), ``num_tokens`` (int64 ``[batch]``).
 
-Rows past ``num_entities`` / ``num_tokens`` are padding. A text of any length
+With ``decoding="iob"`` the labels are the most likely valid IOB2 sequence
+of the text's words (`tfnlp.serving.iob_decoding`), as the evaluation's
+``--decoding iob``; with ``"argmax"`` each piece's most likely label, as HF's
+pipeline. Rows past ``num_entities`` / ``num_tokens`` are padding. A text of any length
 is read whole: its pieces are cut into overlapping windows the model can
 read and every piece is predicted from the window where it has the most
 context (`tfnlp.text.token_windows`), so a long text is never truncated and a
@@ -30,6 +33,8 @@ import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 import tensorflow as tf
 
 from tfnlp.serving.entity_grouping import group_entities
+from tfnlp.serving.iob_decoding import iob_piece_labels, word_starts
+from tfnlp.training.ner_metrics import DECODINGS
 from tfnlp.serving.export import export_saved_model, optimizers_untracked
 
 logger = logging.getLogger(__name__)
@@ -45,6 +50,9 @@ class TokenClassifierModule(tf.Module):
         model: tf_keras.Model. The preprocessor's model inputs (dict) to logits ``[windows, length, labels]``.
         preprocessor: tfnlp.data.ner_features.NerPreprocessor. The one the model was trained with
             (labels, window length and stride, casing).
+        decoding: str. ``"argmax"`` (each piece's most likely label, as HF's pipeline) or ``"iob"``
+            (the most likely valid IOB2 tags of the words, a word being a piece and its ``##``
+            continuations; later pieces take their word's ``I-`` tag).
         name: str or None. Module name.
 
     Example:
@@ -54,9 +62,13 @@ class TokenClassifierModule(tf.Module):
     (array([[b'ORG']], dtype=object), array([[10]]), array([[35]]))
     """
 
-    def __init__(self, model, preprocessor, name=None):
+    def __init__(self, model, preprocessor, decoding="argmax", name=None):
         super().__init__(name=name)
+        if decoding not in DECODINGS:
+            raise ValueError(f"decoding must be one of {DECODINGS}, got {decoding!r}")
         _check_casing(model, preprocessor)
+        self.decoding = decoding
+        self._vocabulary = preprocessor.text_tokenizer.get_vocabulary() if decoding == "iob" else None
         self.model = model
         self.tokenizer = preprocessor.text_tokenizer  # Tracked: its vocabulary file goes to assets/.
         self.label_names = tf.constant(list(preprocessor.labels), tf.string)
@@ -67,14 +79,14 @@ class TokenClassifierModule(tf.Module):
         preprocessor = self._preprocessor
         pieces, chars = preprocessor.texts_to_pieces(text)
         logits = preprocessor.predict_logits(lambda inputs: self.model(inputs, training=False), pieces)
-        probabilities = tf.nn.softmax(logits.flat_values, axis=-1)
-        label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-        tokens = {
-            "label_id": logits.with_flat_values(label_id),
-            "score": logits.with_flat_values(tf.reduce_max(probabilities, axis=-1)),
-            "start": pieces["start"],
-            "end": pieces["end"],
-        }
+        if self.decoding == "iob":
+            label_ids, scores = iob_piece_labels(logits, word_starts(pieces["input_ids"], self._vocabulary),
+                                                 preprocessor.labels)
+        else:
+            probabilities = tf.nn.softmax(logits.flat_values, axis=-1)
+            label_ids = logits.with_flat_values(tf.argmax(probabilities, axis=-1, output_type=tf.int32))
+            scores = logits.with_flat_values(tf.reduce_max(probabilities, axis=-1))
+        tokens = {"label_id": label_ids, "score": scores, "start": pieces["start"], "end": pieces["end"]}
         entities = group_entities(tokens["label_id"], tokens["score"], tokens["start"], tokens["end"],
                                   preprocessor.labels)
         entities["word"] = _substrings(chars, entities["start"], entities["end"])
@@ -82,7 +94,7 @@ class TokenClassifierModule(tf.Module):
                    for key in ENTITY_OUTPUTS}
         outputs["num_entities"] = entities["start"].row_lengths()
         outputs["token_label"] = tokens["label_id"].with_flat_values(
-            tf.gather(self.label_names, label_id)).to_tensor(b"")
+            tf.gather(self.label_names, label_ids.flat_values)).to_tensor(b"")
         outputs["token_score"] = tokens["score"].to_tensor(0.0)
         outputs["token_start"] = tokens["start"].to_tensor(0)
         outputs["token_end"] = tokens["end"].to_tensor(0)

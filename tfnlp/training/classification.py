@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 
 def compile_classifier(model, runtime, *, learning_rate, num_train_steps, warmup_ratio=0.1, weight_decay=0.01,
-                       implementation="official"):
+                       implementation="official", lazy_sparse_updates=False, global_clipnorm=None):
     """Compiles a logits classifier: AdamW with linear warm-up and decay, cross-entropy, accuracy.
 
     Args:
@@ -38,10 +38,13 @@ def compile_classifier(model, runtime, *, learning_rate, num_train_steps, warmup
         warmup_ratio: float. Fraction of the steps warming up linearly.
         weight_decay: float. Decoupled weight decay (never on LayerNorm and bias weights).
         implementation: str. ``"official"`` or ``"transformers"`` (see `tfnlp.training.optimization.create_optimizer`).
+        lazy_sparse_updates: bool. Update only the embedding rows each batch uses (LazyAdam).
+        global_clipnorm: float or None. ``"transformers"`` only: clip the gradient's global norm.
     """
     model.compile(
         optimizer=create_optimizer(learning_rate, num_train_steps, warmup_ratio=warmup_ratio,
-                                   weight_decay=weight_decay, implementation=implementation),
+                                   weight_decay=weight_decay, implementation=implementation,
+                                   lazy_sparse_updates=lazy_sparse_updates, global_clipnorm=global_clipnorm),
         loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[tf_keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         **runtime.compile_options())
