@@ -10,7 +10,7 @@ import numpy as np
 
 from tfnlp import data
 from tfnlp.training import cli, field
-from tfnlp.training.arguments import check_optimization_arguments
+from tfnlp.training.arguments import LAZY_HELP, MAX_GRAD_NORM_HELP, check_optimization_arguments
 from tfnlp.utils import atomic_write_json
 
 
@@ -77,20 +77,10 @@ def fine_tune_arguments(*, epochs, learning_rate, export_dir, optimizer="AdamW, 
                                               "version>/. '' = no export.")),
     ]
     namespace = {"__doc__": f"Stage 2: everything trained with {optimizer}; and the export.",
-                 "__post_init__": check_fine_tune_arguments}
+                 "__post_init__": check_optimization_arguments}
     return dataclasses.make_dataclass("FineTuneArguments", fields, namespace=namespace)
 
 
-LAZY_HELP = ("AdamW updates only the vocabulary rows each batch uses (LazyAdam); dense AdamW updates the whole "
-             "30,522-row table every step (about 0.4 s per step on 2 CPU cores).")
-MAX_GRAD_NORM_HELP = "Clip the gradient's global norm to this (as HF Trainer's max_grad_norm); 0 = no clipping."
-
-
-def check_fine_tune_arguments(args):
-    """`check_optimization_arguments`, and a non-negative ``--max-grad-norm``."""
-    check_optimization_arguments(args)
-    if getattr(args, "max_grad_norm", 0) < 0:
-        raise ValueError(f"--max-grad-norm must be >= 0 (0 = no clipping), got {args.max_grad_norm}")
 
 
 def check_stages(*groups):

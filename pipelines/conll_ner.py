@@ -57,7 +57,8 @@ from tfnlp.models.bert_token_classifier import build_bert_token_classifier, hf_t
 from tfnlp.serving.ner_predictor import NerPredictor, assert_same_entities, hf_pipeline_entities
 from tfnlp.serving.token_classifier_module import export_token_classifier
 from tfnlp.training import Runtime, RuntimeArguments, cli, field, parse_arguments
-from tfnlp.training.arguments import check_local_folder_or_hub_name, check_optimization_arguments
+from tfnlp.training.arguments import (LAZY_HELP, MAX_GRAD_NORM_HELP, check_local_folder_or_hub_name,
+                                      check_optimization_arguments)
 from tfnlp.training.evaluation import fit_model
 from tfnlp.training.losses import MaskedSparseCategoricalCrossentropy
 from tfnlp.training.ner_metrics import DECODINGS, TokenAccuracy, evaluate_ner
@@ -128,10 +129,8 @@ class TrainingArguments:
     learning_rate: float = field(1e-4, "Peak AdamW learning rate (transformers.create_optimizer).")
     warmup_ratio: float = field(0.1, "Fraction of the steps with linear warm-up from 0.")
     weight_decay: float = field(0.01, "AdamW weight decay (never on LayerNorm and bias weights).")
-    max_grad_norm: float = field(1.0, "Clip the gradient's global norm to this (as HF Trainer's max_grad_norm); "
-                                      "0 = no clipping.")
-    lazy_embedding_updates: bool = field(True, "AdamW updates only the vocabulary rows each batch uses (LazyAdam): "
-                                               "1.6x faster steps here; --no-lazy-embedding-updates: dense AdamW.")
+    max_grad_norm: float = field(1.0, MAX_GRAD_NORM_HELP)
+    lazy_embedding_updates: bool = field(True, LAZY_HELP)
     restore_best_epoch: bool = field(False, "Evaluate and export the epoch with the best validation token "
                                             "accuracy instead of the last one.")
     average_snapshots: int = field(0, "Checkpoint averaging: average the weights of N snapshots spread over the "
@@ -146,8 +145,6 @@ class TrainingArguments:
 
     def __post_init__(self):
         check_optimization_arguments(self)
-        if self.max_grad_norm < 0:
-            raise ValueError(f"--max-grad-norm must be >= 0 (0 = no clipping), got {self.max_grad_norm}")
         if self.average_snapshots < 0 or not 0 < self.average_fraction <= 1:
             raise ValueError("--average-snapshots must be >= 0 and --average-fraction in (0, 1]")
         if self.average_snapshots and self.restore_best_epoch:

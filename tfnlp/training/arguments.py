@@ -184,8 +184,15 @@ def check_saved_model_or_url(option, value):
         raise ValueError(f"{option} {value}: no saved_model.pb in the folder (expected a SavedModel)")
 
 
+# Help texts of options several fit scripts share.
+LAZY_HELP = ("AdamW updates only the vocabulary rows each batch uses (LazyAdam; --no-lazy-embedding-updates: dense "
+             "AdamW, which updates the whole 30,522-row table every step, about 0.4 s per step on 2 CPU cores).")
+MAX_GRAD_NORM_HELP = "Clip the gradient's global norm to this (as HF Trainer's max_grad_norm); 0 = no clipping."
+
+
 def check_optimization_arguments(args):
-    """Validates the ``epochs``, ``batch_size``, ``learning_rate``, ``warmup_ratio`` and ``weight_decay`` of ``args``."""
+    """Validates the ``epochs``, ``batch_size``, ``learning_rate``, ``warmup_ratio``, ``weight_decay`` and (if it
+    has one) ``max_grad_norm`` of ``args``."""
     if args.epochs < 1 or args.batch_size < 1:
         raise ValueError("--epochs and --batch-size must be at least 1")
     if args.learning_rate <= 0:
@@ -194,6 +201,8 @@ def check_optimization_arguments(args):
         raise ValueError("--warmup-ratio must lie in [0, 1)")
     if args.weight_decay < 0:
         raise ValueError("--weight-decay must be >= 0")
+    if getattr(args, "max_grad_norm", 0) < 0:
+        raise ValueError(f"--max-grad-norm must be >= 0 (0 = no clipping), got {args.max_grad_norm}")
 
 
 def _read_args_file(parser, path, dataclass_types):
