@@ -21,6 +21,7 @@ from pipelines import agnews_hf_bert as pipeline
 from pipelines import bench_agnews_hf_bert as bench
 from pipelines import plot_attention as plot_script
 from tfnlp import pretrained
+from tfnlp.data import load_ag_news
 from tfnlp.models.attention_maps import attention_maps, load_attention_model, resolve_attention_folder
 from tfnlp.models.hf_bert_classifier import (build_hf_bert_classifier, frozen_feature_extractor, frozen_head,
                                              hf_inputs, ids_classifier, text_classifier)
@@ -326,13 +327,24 @@ def test_bench_prints_both_input_paths_and_their_ratio(data_root, tiny_bert, tmp
 @pytest.mark.integration
 @pytest.mark.slow
 def test_pipeline_on_real_ag_news_with_the_packaged_minilm(data_dir, tmp_path):
+    """The frozen stage on the shared AG News with the packaged MiniLM, and its export serving raw text.
+
+    Fine-tuning is left to the tiny-BERT tests (the same code path) and to the full run in the README: a short
+    fine-tuning of the real encoder here took minutes of `make test` and asserted nothing about its result.
+    """
     metrics = pipeline.main(["--data-dir", data_dir, "--output-dir", str(tmp_path / "run"), "--export-dir",
                              str(tmp_path / "export"), "--max-train-examples", "600", "--max-eval-examples", "64",
-                             "--frozen-epochs", "10", "--epochs", "1", "--batch-size", "16"])
+                             "--frozen-epochs", "10", "--skip-fine-tuning"])
     # train.csv's first 600 rows hold all four classes (its first 96 hold only two); the first 64 test rows are
     # 47% Sci/Tech, so predicting the majority class scores 0.47: MiniLM's frozen vectors must do better.
-    assert metrics["frozen"]["test"]["num_examples"] == 64 and metrics["fine_tune"]["train_examples"] == 600
-    assert metrics["frozen"]["test"]["accuracy"] > 0.6
-    served = tf.saved_model.load(metrics["export"]["path"]).signatures["serving_default"](
-        text=tf.constant(["Stocks fell as oil prices rose.", ""]))
-    np.testing.assert_allclose(served["probabilities"].numpy().sum(axis=1), 1.0, atol=1e-5)
+    frozen = metrics["frozen"]["test"]
+    assert frozen["num_examples"] == 64 and "fine_tune" not in metrics
+    assert frozen["accuracy"] > 0.6
+    # The export is the evaluated model: from raw text it scores what the evaluation scored from the cached
+    # features (a near tie may flip one of the 64).
+    test, _ = load_ag_news("test", data_dir=data_dir, max_examples=64)
+    texts, labels = (np.array(column) for column in zip(*test.as_numpy_iterator()))
+    serve = tf.saved_model.load(metrics["export"]["path"]).signatures["serving_default"]
+    assert abs(np.mean(serve(text=tf.constant(texts))["label_id"].numpy() == labels) - frozen["accuracy"]) <= 1 / 64
+    empty = serve(text=tf.constant(["", " "]))
+    np.testing.assert_allclose(empty["probabilities"].numpy().sum(axis=1), 1.0, atol=1e-5)
