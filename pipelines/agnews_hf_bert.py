@@ -14,8 +14,10 @@ vectors are computed once per split and cached in <output-dir>/frozen/features/,
 and only the head (dropout + classifier; with ``--frozen-features cls`` also the
 pooler) trains on them. Stage 2 fine-tunes everything with
 ``transformers.create_optimizer`` (linear warm-up, then linear decay; weight
-decay not on LayerNorm and bias weights), starting from the stage-1 head. Each
-stage writes checkpoints, logs, history.csv and metrics.json under
+decay not on LayerNorm and bias weights), starting from the stage-1 head; the
+best epoch on validation is kept, or, with ``--average-snapshots N``, the average
+of N weight snapshots over the end of the training if it scores higher on
+validation. Each stage writes checkpoints, logs, history.csv and metrics.json under
 <output-dir>/<stage>/; config.json and the run's metrics.json go to <output-dir>.
 
 The export, <export-dir>/<version>/, has two signatures: ``serving_default``
@@ -44,6 +46,7 @@ from tfnlp.training import Runtime, RuntimeArguments, cli, field, parse_argument
 from tfnlp.training.arguments import check_local_folder_or_hub_name
 from tfnlp.training.classification import compile_classifier, train_frozen_head
 from tfnlp.training.evaluation import fit_and_evaluate
+from tfnlp.training.weight_averaging import weight_snapshots
 from tfnlp.utils import atomic_write_json
 
 from pipelines.common import (DataArguments, FrozenArguments, check_stages, count_examples, fine_tune_arguments,
@@ -78,8 +81,10 @@ class ModelArguments:
             raise ValueError("--classifier-dropout must lie in [0, 1)")
 
 
-FineTuneArguments = fine_tune_arguments(epochs=3, learning_rate=1e-4, export_dir="saved_models/agnews_hf_bert",
-                                       optimizer="transformers.create_optimizer", max_grad_norm=0.0)
+# Chosen on the validation slice (see the README): 4 epochs at 1e-4, the weights at the ends of the last three averaged.
+FineTuneArguments = fine_tune_arguments(epochs=4, learning_rate=1e-4, export_dir="saved_models/agnews_hf_bert",
+                                       optimizer="transformers.create_optimizer", max_grad_norm=0.0,
+                                       average_snapshots=3, average_fraction=0.5)
 
 
 def make_batches(encoded, sequence_length, batch_size, runtime):
@@ -103,16 +108,16 @@ def run_frozen_stage(bert_classifier, batches, class_names, args, model_args, ru
 
 def run_fine_tuning(bert_classifier, batches, class_names, args, runtime, num_train):
     """Stage 2: all weights trained, AdamW from ``transformers.create_optimizer``. Returns its metrics."""
+    steps = int(batches["train"].cardinality()) * args.epochs
     with runtime.scope():
         bert_classifier.bert.trainable = True
         trainer = ids_classifier(bert_classifier)
-        compile_classifier(trainer, runtime, learning_rate=args.learning_rate,
-                           num_train_steps=int(batches["train"].cardinality()) * args.epochs,
+        compile_classifier(trainer, runtime, learning_rate=args.learning_rate, num_train_steps=steps,
                            warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay,
                            implementation="transformers", lazy_sparse_updates=args.lazy_embedding_updates,
                            global_clipnorm=args.max_grad_norm or None)
     metrics, _ = fit_and_evaluate(trainer, runtime, batches, epochs=args.epochs, num_train=num_train,
-                                  class_names=class_names)
+                                  class_names=class_names, snapshots=weight_snapshots(args, runtime, steps))
     cli.log_result("fine-tuning: test accuracy %.4f, training %.0f s, %.1f examples/s", metrics["test"]["accuracy"],
                    metrics["train_wall_seconds"], metrics["train_examples_per_second"] or float("nan"), log=logger)
     if runtime.is_chief:

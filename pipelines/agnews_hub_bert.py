@@ -16,8 +16,10 @@ Stage 1 (frozen encoder) computes the pooled text vectors once, caches
 them in <output-dir>/frozen/features/, and trains the dropout + dense head on
 them, so every head epoch after the first skips the encoder. Stage 2 fine-tunes
 everything with AdamW (tf-models-official), linear warm-up and decay, weight
-decay off LayerNorm and biases. Texts are batched by length, each batch padded
-to its longest text. Each stage writes its checkpoints, logs, history.csv and
+decay off LayerNorm and biases; the best epoch on validation is kept, or, with
+``--average-snapshots N``, the average of N weight snapshots over the end of the
+training if it scores higher on validation. Texts are batched by length, each
+batch padded to its longest text. Each stage writes its checkpoints, logs, history.csv and
 metrics.json under <output-dir>/<stage>/; config.json and the run's summary
 metrics.json go to <output-dir>. The exported SavedModel takes raw text; serving it
 needs ``import tensorflow_text`` (the preprocessor's ops), not tfnlp.
@@ -42,6 +44,7 @@ from tfnlp.training import Runtime, RuntimeArguments, cli, field, parse_argument
 from tfnlp.training.arguments import check_local_folder_or_hub_name, check_saved_model_or_url
 from tfnlp.training.classification import compile_classifier, train_frozen_head
 from tfnlp.training.evaluation import fit_and_evaluate
+from tfnlp.training.weight_averaging import weight_snapshots
 from tfnlp.utils import atomic_write_json
 
 from pipelines.common import (DataArguments, FrozenArguments, check_stages, count_examples, fine_tune_arguments,
@@ -154,7 +157,7 @@ def run_fine_tuning(classifier, batches, class_names, args, runtime, num_train):
                            warmup_ratio=args.warmup_ratio, weight_decay=args.weight_decay,
                            lazy_sparse_updates=args.lazy_embedding_updates)
     metrics, _ = fit_and_evaluate(classifier, runtime, batches, epochs=args.epochs, num_train=num_train,
-                                  class_names=class_names)
+                                  class_names=class_names, snapshots=weight_snapshots(args, runtime, steps))
     logger.info("fine-tuning: test accuracy %.4f, training %.0f s, %.1f examples/s", metrics["test"]["accuracy"],
                 metrics["train_wall_seconds"], metrics["train_examples_per_second"] or float("nan"))
     if runtime.is_chief:

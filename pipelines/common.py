@@ -10,7 +10,8 @@ import numpy as np
 
 from tfnlp import data
 from tfnlp.training import cli, field
-from tfnlp.training.arguments import LAZY_HELP, MAX_GRAD_NORM_HELP, check_optimization_arguments
+from tfnlp.training.arguments import (AVERAGE_FRACTION_HELP, AVERAGE_SNAPSHOTS_HELP, LAZY_HELP, MAX_GRAD_NORM_HELP,
+                                      check_optimization_arguments)
 from tfnlp.utils import atomic_write_json
 
 
@@ -53,13 +54,14 @@ class FrozenArguments:
 
 
 def fine_tune_arguments(*, epochs, learning_rate, export_dir, optimizer="AdamW, linear warm-up and decay",
-                        lazy_embedding_updates=False, max_grad_norm=None):
+                        lazy_embedding_updates=False, max_grad_norm=None, average_snapshots=0, average_fraction=0.25):
     """A fit script's stage-2 argument group (a dataclass): fine-tuning of everything, and the export.
 
     The TF-Hub and HF pipelines share the options and their checks; only the defaults differ (each chosen on
     its own validation runs), so each script builds its group here with its defaults. ``max_grad_norm``:
     the default of a ``--max-grad-norm`` option (transformers' optimizer); None = no such option
-    (tf-models-official's optimizer always clips at 1.0).
+    (tf-models-official's optimizer always clips at 1.0). ``average_snapshots``/``average_fraction``: the
+    checkpoint averaging defaults (`tfnlp.training.weight_averaging`; 0 snapshots = none).
     """
     fields = [
         ("skip_fine_tuning", bool, field(False, "Skip stage 2 (export the frozen-encoder model).")),
@@ -73,14 +75,15 @@ def fine_tune_arguments(*, epochs, learning_rate, export_dir, optimizer="AdamW, 
     if max_grad_norm is not None:
         fields.append(("max_grad_norm", float, field(max_grad_norm, MAX_GRAD_NORM_HELP)))
     fields += [
+        ("average_snapshots", int, field(average_snapshots, AVERAGE_SNAPSHOTS_HELP + " The average is kept if it "
+                                                            "beats the best epoch on validation.")),
+        ("average_fraction", float, field(average_fraction, AVERAGE_FRACTION_HELP)),
         ("export_dir", str, field(export_dir, "Export base folder; the SavedModel goes to <export-dir>/<next "
                                               "version>/. '' = no export.")),
     ]
     namespace = {"__doc__": f"Stage 2: everything trained with {optimizer}; and the export.",
                  "__post_init__": check_optimization_arguments}
     return dataclasses.make_dataclass("FineTuneArguments", fields, namespace=namespace)
-
-
 
 
 def check_stages(*groups):

@@ -57,13 +57,13 @@ from tfnlp.models.bert_token_classifier import build_bert_token_classifier, hf_t
 from tfnlp.serving.ner_predictor import NerPredictor, assert_same_entities, hf_pipeline_entities
 from tfnlp.serving.token_classifier_module import export_token_classifier
 from tfnlp.training import Runtime, RuntimeArguments, cli, field, parse_arguments
-from tfnlp.training.arguments import (LAZY_HELP, MAX_GRAD_NORM_HELP, check_local_folder_or_hub_name,
-                                      check_optimization_arguments)
+from tfnlp.training.arguments import (AVERAGE_FRACTION_HELP, AVERAGE_SNAPSHOTS_HELP, LAZY_HELP, MAX_GRAD_NORM_HELP,
+                                      check_local_folder_or_hub_name, check_optimization_arguments)
 from tfnlp.training.evaluation import fit_model
 from tfnlp.training.losses import MaskedSparseCategoricalCrossentropy
 from tfnlp.training.ner_metrics import DECODINGS, TokenAccuracy, evaluate_ner
 from tfnlp.training.optimization import create_optimizer
-from tfnlp.training.weight_averaging import WeightSnapshots, average_snapshots
+from tfnlp.training.weight_averaging import average_snapshots, weight_snapshots
 from tfnlp.utils import atomic_write_json
 
 logger = logging.getLogger("conll_ner")
@@ -133,10 +133,8 @@ class TrainingArguments:
     lazy_embedding_updates: bool = field(True, LAZY_HELP)
     restore_best_epoch: bool = field(False, "Evaluate and export the epoch with the best validation token "
                                             "accuracy instead of the last one.")
-    average_snapshots: int = field(0, "Checkpoint averaging: average the weights of N snapshots spread over the "
-                                      "last --average-fraction of the steps (the last one at the end); 0 = the "
-                                      "last weights.")
-    average_fraction: float = field(0.25, "Part of the training, at its end, over which the snapshots are taken.")
+    average_snapshots: int = field(0, AVERAGE_SNAPSHOTS_HELP)
+    average_fraction: float = field(0.25, AVERAGE_FRACTION_HELP)
     decoding: str = field("iob", "Word tags from their first piece's logits, in the evaluation and the export: "
                                  "iob (the most likely valid IOB2 sequence of each text's words), or argmax (each "
                                  "word alone, as HF's pipeline).", choices=DECODINGS)
@@ -145,8 +143,6 @@ class TrainingArguments:
 
     def __post_init__(self):
         check_optimization_arguments(self)
-        if self.average_snapshots < 0 or not 0 < self.average_fraction <= 1:
-            raise ValueError("--average-snapshots must be >= 0 and --average-fraction in (0, 1]")
         if self.average_snapshots and self.restore_best_epoch:
             raise ValueError("--average-snapshots averages the last steps' weights: not with --restore-best-epoch")
 
@@ -245,10 +241,7 @@ def main(argv=None):
     total_steps = int(batches["train"].cardinality()) * train_args.epochs
     compile_model(model, train_args, runtime, total_steps)
     cli.describe_model(model, logger)
-    snapshots = []
-    if train_args.average_snapshots:
-        snapshots.append(WeightSnapshots(runtime.path("checkpoints", "snapshots"), total_steps,
-                                         count=train_args.average_snapshots, fraction=train_args.average_fraction))
+    snapshots = [callback for callback in [weight_snapshots(train_args, runtime, total_steps)] if callback]
 
     cpu_start = time.process_time()
     metrics, _ = fit_model(model, runtime, batches, epochs=train_args.epochs, num_train=num_train,

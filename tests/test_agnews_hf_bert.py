@@ -123,6 +123,14 @@ def test_pipeline_end_to_end(trained):
         assert os.path.isfile(run / "frozen" / "features" / f"{split}.npz")
     config = json.loads((run / "config.json").read_text())
     assert config["fine_tune"]["learning_rate"] == 1e-3 and config["pretrained"]["folder"] == metrics["pretrained"]
+    # Checkpoint averaging is on by default: its snapshots were taken, and kept only if better on validation.
+    averaging = metrics["fine_tune"]["averaging"]
+    assert averaging["snapshots"] == config["fine_tune"]["average_snapshots"] >= 2
+    assert len(os.listdir(run / "fine_tune" / "checkpoints" / "snapshots")) > averaging["snapshots"]  # + "checkpoint"
+    assert averaging["kept"] is (averaging["validation_accuracy_averaged"] > averaging["validation_accuracy_epoch"])
+    assert metrics["fine_tune"]["weights"] == ("averaged_snapshots" if averaging["kept"] else "best_validation_epoch")
+    assert metrics["fine_tune"]["validation_accuracy"] == max(averaging["validation_accuracy_averaged"],
+                                                              averaging["validation_accuracy_epoch"])
     assert json.loads((run / "metrics.json").read_text())["export"] == metrics["export"]
     assert set(metrics["export"]["smoke_labels"]) <= set(CLASS_NAMES)
 
@@ -167,6 +175,8 @@ def test_pooler_output_features_freeze_the_pooler_as_the_lesson(data_root, tiny_
     (["--learning-rate", "0"], "learning-rate"),
     (["--frozen-features", "mean"], "frozen-features"),
     (["--max-grad-norm", "-0.5"], "--max-grad-norm must be >= 0"),
+    (["--average-snapshots", "-1"], "--average-snapshots must be >= 0"),
+    (["--average-fraction", "0"], "--average-fraction in"),
 ])
 def test_pipeline_rejects_bad_arguments(argv, message, tmp_path, capsys):
     with pytest.raises((ValueError, SystemExit)) as raised:

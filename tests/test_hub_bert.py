@@ -310,8 +310,9 @@ def test_pipeline_fine_tuning_changes_encoder_and_frozen_stage_does_not(data_roo
     np.testing.assert_array_equal(exported_encoder[0].numpy(), original[0].numpy())
 
     tuned = run_pipeline(data_root, artifacts, tmp_path / "tuned_only", "--skip-frozen-stage",
-                         export_dir=tmp_path / "export")
+                         "--average-snapshots", "2", "--average-fraction", "1", export_dir=tmp_path / "export")
     assert "frozen" not in tuned and tuned["export"]["path"].endswith("2")
+    assert tuned["fine_tune"]["averaging"]["snapshots"] == 2  # --average-snapshots reaches the shared loop.
     served = tf.saved_model.load(tuned["export"]["path"])
     changed = [v for v in served.model.variables if "layer_0/intermediate/kernel" in v.name]
     assert not np.allclose(changed[0].numpy(), original[0].numpy())

@@ -27,6 +27,7 @@ from tfnlp.training import field, losses, parse_arguments, runtime as runtime_mo
 from tfnlp.training.evaluation import evaluate_classifier, fit_and_evaluate, fit_model, predict_classes
 from tfnlp.training.losses import SparseCategoricalCrossentropyWithSmoothing
 from tfnlp.training.optimization import create_optimizer
+from tfnlp.training.weight_averaging import WeightSnapshots
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -293,6 +294,61 @@ def test_fit_and_evaluate_tests_the_best_or_the_last_epoch(tmp_path, restore_bes
     # The figures are those of the weights left in the model.
     assert metrics["test"]["accuracy"] == evaluate_classifier(model, batches["test"], ["a", "b"])["accuracy"]
     assert metrics["validation_accuracy"] == pytest.approx(1 - metrics["test"]["accuracy"])
+
+
+class PreparedSnapshots(WeightSnapshots):
+    """Weight snapshots written before training (the callback takes none), to control what the average is."""
+
+    def __init__(self, paths):
+        super().__init__(os.path.dirname(paths[0]), total_steps=1, count=1)
+        self.paths = paths
+
+    def on_train_batch_end(self, batch, logs=None):
+        pass
+
+    def saved(self):
+        return self.paths
+
+
+@pytest.mark.parametrize("snapshot_sign", [1.0, -1.0], ids=["better_average_kept", "worse_average_dropped"])
+def test_fit_and_evaluate_keeps_the_snapshot_average_only_if_it_beats_the_epoch_on_validation(tmp_path,
+                                                                                              snapshot_sign):
+    """The label is ``x0 + x1 > 0``; the snapshots are the exact rule (kept) or its negation (dropped)."""
+    runtime = Runtime(RuntimeArguments(output_dir=str(tmp_path / "run"), seed=5, steps_per_execution=1))
+    features = np.random.RandomState(1).normal(size=(64, 6)).astype("float32")
+    labels = (features[:, 0] + features[:, 1] > 0).astype("int32")
+    batches = {"train": tf.data.Dataset.from_tensor_slices((features[:32], labels[:32])).batch(8),
+               "validation": tf.data.Dataset.from_tensor_slices((features[32:48], labels[32:48])).batch(8),
+               "test": tf.data.Dataset.from_tensor_slices((features[48:], labels[48:])).batch(8)}
+    with runtime.scope():
+        model = tf_keras.Sequential([tf_keras.Input((6,)), tf_keras.layers.Dense(2)])
+        model.compile(optimizer=create_optimizer(1e-6, 4), metrics=["accuracy"],
+                      loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rule = np.zeros((6, 2), np.float32)
+    rule[:2] = [[-1.0, 1.0], [-1.0, 1.0]]
+    paths = []
+    for scale in (1.0, 3.0):  # Two snapshots of the same direction: their mean scores as either.
+        snapshot = tf_keras.models.clone_model(model)
+        snapshot.set_weights([snapshot_sign * scale * rule, np.zeros(2, np.float32)])
+        paths.append(str(tmp_path / f"snapshot-{scale}"))
+        snapshot.save_weights(paths[-1])
+    metrics, _ = fit_and_evaluate(model, runtime, batches, epochs=1, num_train=32, class_names=["a", "b"],
+                                  snapshots=PreparedSnapshots(paths))
+    averaging = metrics["averaging"]
+    assert 0 < averaging["validation_accuracy_epoch"] < 1  # The trained weights are neither the rule nor its negation.
+    assert averaging["snapshots"] == 2
+    assert averaging["validation_accuracy_averaged"] == (1.0 if snapshot_sign > 0 else 0.0)
+    assert averaging["kept"] is (snapshot_sign > 0)
+    assert metrics["weights"] == ("averaged_snapshots" if snapshot_sign > 0 else "best_validation_epoch")
+    if snapshot_sign > 0:
+        np.testing.assert_allclose(model.get_weights()[0], 2.0 * rule)
+        assert metrics["test"]["accuracy"] == metrics["validation_accuracy"] == 1.0
+    else:
+        best = tf_keras.models.clone_model(model)
+        assert runtime.restore_best(best)
+        for kept, restored in zip(model.get_weights(), best.get_weights()):
+            np.testing.assert_array_equal(kept, restored)
+        assert metrics["validation_accuracy"] == averaging["validation_accuracy_epoch"]
 
 
 class Interrupt(tf_keras.callbacks.Callback):

@@ -188,11 +188,14 @@ def check_saved_model_or_url(option, value):
 LAZY_HELP = ("AdamW updates only the vocabulary rows each batch uses (LazyAdam; --no-lazy-embedding-updates: dense "
              "AdamW, which updates the whole 30,522-row table every step, about 0.4 s per step on 2 CPU cores).")
 MAX_GRAD_NORM_HELP = "Clip the gradient's global norm to this (as HF Trainer's max_grad_norm); 0 = no clipping."
+AVERAGE_SNAPSHOTS_HELP = ("Checkpoint averaging: average the weights of N snapshots spread over the last "
+                          "--average-fraction of the steps (the last one at the end); 0 = no averaging.")
+AVERAGE_FRACTION_HELP = "Part of the training, at its end, over which the --average-snapshots snapshots are taken."
 
 
 def check_optimization_arguments(args):
-    """Validates the ``epochs``, ``batch_size``, ``learning_rate``, ``warmup_ratio``, ``weight_decay`` and (if it
-    has one) ``max_grad_norm`` of ``args``."""
+    """Validates the ``epochs``, ``batch_size``, ``learning_rate``, ``warmup_ratio``, ``weight_decay`` and (where
+    ``args`` has them) ``max_grad_norm``, ``average_snapshots`` and ``average_fraction`` of ``args``."""
     if args.epochs < 1 or args.batch_size < 1:
         raise ValueError("--epochs and --batch-size must be at least 1")
     if args.learning_rate <= 0:
@@ -203,6 +206,8 @@ def check_optimization_arguments(args):
         raise ValueError("--weight-decay must be >= 0")
     if getattr(args, "max_grad_norm", 0) < 0:
         raise ValueError(f"--max-grad-norm must be >= 0 (0 = no clipping), got {args.max_grad_norm}")
+    if getattr(args, "average_snapshots", 0) < 0 or not 0 < getattr(args, "average_fraction", 1) <= 1:
+        raise ValueError("--average-snapshots must be >= 0 and --average-fraction in (0, 1]")
 
 
 def _read_args_file(parser, path, dataclass_types):

@@ -18,6 +18,7 @@ import tf_keras
 from tfnlp.training import report
 from tfnlp.training.metrics import classification_report
 from tfnlp.training.runtime import EpochLog, ResumeNotice, Throughput
+from tfnlp.training.weight_averaging import average_snapshots
 from tfnlp.utils import atomic_write_json
 
 logger = logging.getLogger(__name__)
@@ -250,7 +251,7 @@ def _history_throughput(runtime):
     return [float(row["train_seconds"]) for row in rows], [float(row["examples_per_second"]) for row in rows]
 
 
-def fit_and_evaluate(model, runtime, batches, *, epochs, num_train, class_names, restore_best=True):
+def fit_and_evaluate(model, runtime, batches, *, epochs, num_train, class_names, restore_best=True, snapshots=None):
     """`fit_model`, then the classifier's `classification_report` on test and its validation accuracy.
 
     Args:
@@ -264,20 +265,50 @@ def fit_and_evaluate(model, runtime, batches, *, epochs, num_train, class_names,
             best validation accuracy; if false, the last epoch. With a small,
             noisy validation slice and a learning rate that decays to 0, the
             last epoch can be the better estimate. Defaults to `True`.
+        snapshots: `tfnlp.training.weight_averaging.WeightSnapshots` or None. Weight snapshots taken while
+            training; their average replaces the epoch's weights if its validation accuracy is higher.
 
     Returns:
         (metrics, throughput): `fit_model`'s metrics plus ``test`` (`classification_report`) and
         ``validation_accuracy``, with ``plots["confusion_matrix"]``: the test confusion matrix drawn beside
         metrics.json (``confusion_matrix.png``, by the chief); and the `tfnlp.training.Throughput` callback.
+        With ``snapshots``, also ``averaging``: the validation accuracy of the epoch's weights and of the
+        average, and how many snapshots were averaged; ``weights`` is then ``"averaged_snapshots"`` if the
+        average was kept.
     """
     fit_metrics, throughput = fit_model(model, runtime, batches, epochs=epochs, num_train=num_train,
-                                        restore_best=restore_best)
+                                        restore_best=restore_best, extra_callbacks=[snapshots] if snapshots else ())
+    validation_accuracy = evaluate_classifier(model, batches["validation"], class_names)["accuracy"]
+    if snapshots is not None:
+        fit_metrics["averaging"], validation_accuracy = _keep_better_average(model, snapshots, batches["validation"],
+                                                                             class_names, validation_accuracy)
+        if fit_metrics["averaging"]["kept"]:
+            fit_metrics["weights"] = "averaged_snapshots"
     metrics = {
         "test": evaluate_classifier(model, batches["test"], class_names),
-        "validation_accuracy": evaluate_classifier(model, batches["validation"], class_names)["accuracy"],
+        "validation_accuracy": validation_accuracy,
         **fit_metrics,
     }
     if runtime.is_chief:  # The counts of metrics["test"]["confusion_matrix"], drawn.
         metrics.setdefault("plots", {})["confusion_matrix"] = report.write_confusion_matrix(
             runtime.args.output_dir, metrics["test"])
     return metrics, throughput
+
+
+def _keep_better_average(model, snapshots, validation, class_names, epoch_accuracy):
+    """Loads the snapshots' average into ``model`` and keeps it if it scores higher on ``validation``.
+
+    Returns:
+        (summary, validation accuracy of the weights left in ``model``).
+    """
+    epoch_weights = model.get_weights()
+    count = average_snapshots(model, snapshots.saved())
+    averaged_accuracy = evaluate_classifier(model, validation, class_names)["accuracy"]
+    kept = averaged_accuracy > epoch_accuracy
+    if not kept:
+        model.set_weights(epoch_weights)
+    logger.info("checkpoint averaging: %d snapshots, validation accuracy %.4f against %.4f for the epoch's weights: "
+                "%s", count, averaged_accuracy, epoch_accuracy, "the average is kept" if kept else "the epoch's kept")
+    summary = {"snapshots": count, "validation_accuracy_averaged": averaged_accuracy,
+               "validation_accuracy_epoch": epoch_accuracy, "kept": kept}
+    return summary, max(averaged_accuracy, epoch_accuracy)

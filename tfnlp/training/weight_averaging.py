@@ -67,6 +67,23 @@ class WeightSnapshots(tf_keras.callbacks.Callback):
                 logger.info("weight snapshot at step %d of %d: %s", step, self.total_steps, self.path(target))
 
 
+def weight_snapshots(args, runtime, total_steps):
+    """The `WeightSnapshots` callback a fit script's ``--average-snapshots``/``--average-fraction`` ask for.
+
+    Args:
+        args: the argument group holding ``average_snapshots`` and ``average_fraction``.
+        runtime: tfnlp.training.Runtime. The snapshots go to ``<output_dir>/checkpoints/snapshots``.
+        total_steps: int. Optimizer steps of the whole training.
+
+    Returns:
+        WeightSnapshots, or None when ``args.average_snapshots`` is 0.
+    """
+    if not args.average_snapshots:
+        return None
+    return WeightSnapshots(runtime.path("checkpoints", "snapshots"), total_steps, count=args.average_snapshots,
+                           fraction=args.average_fraction)
+
+
 def average_snapshots(model, paths):
     """Loads the mean of the weight snapshots ``paths`` into ``model`` (trainable and other weights alike).
 
