@@ -241,11 +241,12 @@ def main(argv=None):
     total_steps = int(batches["train"].cardinality()) * train_args.epochs
     compile_model(model, train_args, runtime, total_steps)
     cli.describe_model(model, logger)
-    snapshots = [callback for callback in [weight_snapshots(train_args, runtime, total_steps)] if callback]
+    snapshots = weight_snapshots(train_args, runtime, total_steps)  # None without --average-snapshots.
 
     cpu_start = time.process_time()
     metrics, _ = fit_model(model, runtime, batches, epochs=train_args.epochs, num_train=num_train,
-                           restore_best=train_args.restore_best_epoch, extra_callbacks=snapshots)
+                           restore_best=train_args.restore_best_epoch,
+                           extra_callbacks=[snapshots] if snapshots else ())
     # CPU time of this process while training (this session): unlike the wall time, not inflated by other
     # processes sharing the machine; divided by the cores, what the training needs on an idle machine.
     metrics["train_cpu_seconds_this_session"] = time.process_time() - cpu_start
@@ -257,7 +258,7 @@ def main(argv=None):
     evaluation = {"validation": sequences["validation"], "test": sequences["test"]}
     if snapshots:
         metrics["last_weights"] = evaluate(model, preprocessor, evaluation, train_args.decoding)
-        metrics["averaged_snapshots"] = average_snapshots(model, snapshots[0].saved())
+        metrics["averaged_snapshots"] = average_snapshots(model, snapshots.saved())
         cli.log_result("last weights: validation F1 %.4f, test F1 %.4f; averaging %d snapshots",
                        metrics["last_weights"]["validation"]["f1"], metrics["last_weights"]["test"]["f1"],
                        metrics["averaged_snapshots"], log=logger)
