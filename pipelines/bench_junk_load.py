@@ -20,12 +20,17 @@ that settles (growth that levels off). --malloc-trim calls glibc's
 malloc_trim(0) before each reading: memory it returns was free but held by
 the allocator (fragmentation), not leaked. MALLOC_ARENA_MAX and LD_PRELOAD
 (tcmalloc, jemalloc) are printed with the figures.
+
+A long run can be stopped early (Ctrl-C, or SIGTERM as from `timeout`): the
+requests sent so far get a last RSS reading, the summary and the JSON, marked
+``"complete": false``, and the exit status is 130.
 """
 
 import argparse
 import ctypes
 import os
 import random
+import signal
 import sys
 import time
 
@@ -130,34 +135,47 @@ def malloc_trim():
 
 
 def run(model, args):
-    """Sends the junk; returns the per-report rows and the counts."""
+    """Sends the junk; returns the per-report rows and the counts (``complete``: False if interrupted)."""
     function = model.signature("serving_default")
     specs = model.input_specs("serving_default")
     if len(specs) != 1 or next(iter(specs.values())).dtype != tf.string:
         raise ValueError(f"{model.path}: serving_default does not take texts (inputs {sorted(specs)})")
     input_name, kind = next(iter(specs)), model.kind()
     rows, failures, problems, by_kind = [], 0, [], {name: 0 for name in KINDS}
-    batch, start, sent = [], time.perf_counter(), 0
-    for index, (junk_kind, text) in enumerate(junk_texts(args.requests, args.seed), start=1):
-        by_kind[junk_kind] += 1
-        batch.append(text)
-        if len(batch) == args.batch_size or index == args.requests:
-            try:
-                outputs = {key: value.numpy() for key, value in function(**{input_name: tf.constant(batch)}).items()}
-                problems.extend(f"request {index} ({junk_kind}): {problem}"
-                                for problem in check_outputs(outputs, kind, batch))
-            except tf.errors.OpError as e:
-                failures += 1
-                problems.append(f"request {index} ({junk_kind}) failed: {op_error_message(e)[:200]}")
-            sent += 1
-            batch = []
-        if index % args.report_every == 0 or index == args.requests:
-            trimmed = malloc_trim() if args.malloc_trim else None
-            elapsed = time.perf_counter() - start
-            rows.append({"requests": index, "rss_mb": rss_mb(), "seconds": elapsed, "malloc_trim": trimmed})
-            print(f"{index:>7} requests  RSS {rows[-1]['rss_mb']:8.1f} MB  {elapsed:7.1f} s  "
-                  f"failed {failures}  problems {len(problems)}", flush=True)
-    return rows, {"failed": failures, "problems": problems, "by_kind": by_kind, "calls": sent}
+    batch, kinds, start, sent, done = [], [], time.perf_counter(), 0, 0  # done: texts answered.
+
+    def report():
+        trimmed = malloc_trim() if args.malloc_trim else None
+        elapsed = time.perf_counter() - start
+        rows.append({"requests": done, "rss_mb": rss_mb(), "seconds": elapsed, "malloc_trim": trimmed})
+        print(f"{done:>7} requests  RSS {rows[-1]['rss_mb']:8.1f} MB  {elapsed:7.1f} s  "
+              f"failed {failures}  problems {len(problems)}", flush=True)
+
+    try:
+        for index, (junk_kind, text) in enumerate(junk_texts(args.requests, args.seed), start=1):
+            batch.append(text)
+            kinds.append(junk_kind)
+            if len(batch) == args.batch_size or index == args.requests:
+                try:
+                    outputs = {key: value.numpy()
+                               for key, value in function(**{input_name: tf.constant(batch)}).items()}
+                    problems.extend(f"request {index} ({junk_kind}): {problem}"
+                                    for problem in check_outputs(outputs, kind, batch))
+                except tf.errors.OpError as e:
+                    failures += 1
+                    problems.append(f"request {index} ({junk_kind}) failed: {op_error_message(e)[:200]}")
+                for name in kinds:
+                    by_kind[name] += 1
+                sent, done, batch, kinds = sent + 1, index, [], []
+            if index % args.report_every == 0 or index == args.requests:
+                report()
+        complete = True
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see main): the figures of the texts answered so far.
+        complete = False
+        print(f"interrupted after {done} texts", flush=True)
+        if done and (not rows or rows[-1]["requests"] != done):
+            report()
+    return rows, {"failed": failures, "problems": problems, "by_kind": by_kind, "calls": sent, "complete": complete}
 
 
 def summarize(rows):
@@ -187,8 +205,13 @@ def parse_args(argv=None):
     return args
 
 
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv=None):
     args = parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # `timeout`, `kill`: as Ctrl-C.
     try:
         model = ServedModel.load(args.model)
         print(f"{model.name}/{model.version} ({model.kind()}): {args.requests} junk texts, {args.batch_size} per "
@@ -198,20 +221,29 @@ def main(argv=None):
         rows, counts = run(model, args)
     except (ModelFolderError, ValueError) as e:
         sys.exit(f"bench_junk_load: error: {e}")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if not rows:
+        print("no request was answered before the interruption: no figures")
+        return 130
     summary = summarize(rows)
     for problem in counts["problems"][:20]:
         print("  " + problem)
     print(f"{counts['calls']} requests, {counts['failed']} failed, {len(counts['problems'])} problems; "
           f"RSS {summary['rss_first_mb']:.1f} MB after the first {rows[0]['requests']} texts, "
           f"{summary['rss_last_mb']:.1f} MB after {rows[-1]['requests']}: {summary['growth_percent']:+.1f}%; "
-          f"last half {summary['late_growth_mb_per_1000']:+.2f} MB per 1,000 texts")
+          f"last half {summary['late_growth_mb_per_1000']:+.2f} MB per 1,000 texts"
+          + ("" if counts["complete"] else f" (interrupted: {rows[-1]['requests']} of {args.requests} texts)"))
     if args.output:
         from tfnlp.utils import atomic_write_json
 
         atomic_write_json(args.output, {"model": model.path, "arguments": vars(args), "rows": rows,
-                                        "summary": summary, "failed": counts["failed"],
-                                        "problems": counts["problems"], "by_kind": counts["by_kind"]})
-    return 1 if counts["failed"] or counts["problems"] else 0
+                                        "summary": summary, "complete": counts["complete"],
+                                        "failed": counts["failed"], "problems": counts["problems"],
+                                        "by_kind": counts["by_kind"]})
+    if counts["failed"] or counts["problems"]:
+        return 1
+    return 0 if counts["complete"] else 130
 
 
 if __name__ == "__main__":

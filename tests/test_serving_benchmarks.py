@@ -1,6 +1,8 @@
 """The serving benchmarks run end to end on tiny exports (their figures are reported by the scripts, not tested)."""
 
 import json
+import os
+import signal
 
 import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 
@@ -41,8 +43,32 @@ def test_junk_load_reports_memory_per_interval_and_no_failures(saved_models, tmp
     code = bench_junk_load.main([str(saved_models / "conll_ner"), "--requests", "21", "--report-every", "7",
                                  "--malloc-trim", "--output", str(output)])
     report = json.loads(output.read_text())
-    assert code == 0 and report["failed"] == 0 and report["problems"] == []
+    assert code == 0 and report["complete"] is True and report["failed"] == 0 and report["problems"] == []
     assert [row["requests"] for row in report["rows"]] == [7, 14, 21]
     assert report["by_kind"] == {kind: 3 for kind in bench_junk_load.KINDS}
     assert report["summary"]["rss_first_mb"] > 0
     assert "21 requests, 0 failed, 0 problems" in capsys.readouterr().out
+
+
+def test_junk_load_stopped_by_sigterm_reports_the_texts_answered_so_far(saved_models, tmp_path, capsys,
+                                                                        monkeypatch):
+    junk = bench_junk_load.junk_texts
+
+    def junk_then_sigterm(count, seed=0):  # As `timeout` or `kill` would, while the eleventh text is prepared.
+        for index, item in enumerate(junk(count, seed)):
+            if index == 10:
+                os.kill(os.getpid(), signal.SIGTERM)
+            yield item
+
+    monkeypatch.setattr(bench_junk_load, "junk_texts", junk_then_sigterm)
+    handler = signal.getsignal(signal.SIGTERM)
+    output = tmp_path / "junk.json"
+    code = bench_junk_load.main([str(saved_models / "conll_ner"), "--requests", "21", "--report-every", "4",
+                                 "--output", str(output)])
+    report = json.loads(output.read_text())
+    assert code == 130 and report["complete"] is False and report["failed"] == 0
+    assert [row["requests"] for row in report["rows"]] == [4, 8, 10]
+    assert sum(report["by_kind"].values()) == 10
+    out = capsys.readouterr().out
+    assert "interrupted after 10 texts" in out and "(interrupted: 10 of 21 texts)" in out
+    assert signal.getsignal(signal.SIGTERM) is handler
