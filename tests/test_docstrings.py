@@ -8,6 +8,7 @@ import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 import pytest
 
 MODULES = [
+    "tfnlp._zipfile_seek",
     "tfnlp.data.batching",
     "tfnlp.hub.export",
     "tfnlp.models.sentence_embedding_distiller",
@@ -16,6 +17,7 @@ MODULES = [
     "tfnlp.serving.text_classifier_module",
     "tfnlp.training.feature_cache",
     "tfnlp.training.optimization",
+    "tfnlp.training.runtime",
     "tfnlp.utils.atomic",
 ]
 

@@ -3,12 +3,16 @@
 Importing this package selects Keras 2 (``tf_keras``) for TensorFlow before
 TensorFlow is imported (see `tfnlp._keras`), and quiets TensorFlow's C++ logs
 unless ``TF_CPP_MIN_LOG_LEVEL`` is set or ``--verbose`` is on the command line
-(see `tfnlp._native_logs`).
+(see `tfnlp._native_logs`). On Python 3.12 and 3.13 releases whose zipfile
+misreads stored members (CPython gh-127847), it fixes that, so that ``.keras``
+files load (see `tfnlp._zipfile_seek`).
 """
 
 from tfnlp import _native_logs
 from tfnlp import _keras  # noqa: F401  (must run before TensorFlow is imported)
+from tfnlp import _zipfile_seek
 
 _native_logs.quiet_native_logs()
+_zipfile_seek.fix_stored_member_seek()
 
 __version__ = "0.1.0"
