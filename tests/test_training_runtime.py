@@ -4,9 +4,11 @@ the optimizer, the smoothed loss and the evaluation figures (tfnlp.training)."""
 import csv
 import doctest
 import dataclasses
+import functools
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -23,10 +25,12 @@ import tensorflow as tf
 import tf_keras
 
 from tfnlp.training import Runtime, RuntimeArguments, Throughput, classification_report, create_strategy
-from tfnlp.training import field, losses, parse_arguments, runtime as runtime_module
+from tfnlp.training import cli, evaluation as evaluation_module, field, losses, parse_arguments
+from tfnlp.training import runtime as runtime_module
 from tfnlp.training.evaluation import evaluate_classifier, fit_and_evaluate, fit_model, predict_classes
 from tfnlp.training.losses import SparseCategoricalCrossentropyWithSmoothing
 from tfnlp.training.optimization import create_optimizer
+from tfnlp.training.runtime import EpochProgress
 from tfnlp.training.weight_averaging import WeightSnapshots
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -458,6 +462,120 @@ def test_throughput_times_training_only(monkeypatch):
     assert throughput.train_seconds == [2.0, 4.0] and throughput.examples_per_second == [25.0, 12.5]
     with pytest.raises(ValueError, match="examples_per_epoch"):
         Throughput(0)
+
+
+# Progress inside epochs.
+
+class LossRecorder(tf_keras.callbacks.Callback):
+    """The running loss Keras reports at each training call, by batches done."""
+
+    def __init__(self):
+        super().__init__()
+        self.losses = {}
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.losses[batch + 1] = float(logs["loss"])
+
+
+PROGRESS_LINE = re.compile(r"epoch (\d)/2: batch (\d+)(?:/(~?)(\d+) \((\d+)%\))?, ([\d,.]+) (examples|batches)/s, "
+                           r"loss (\d+\.\d{4})(?:, about (\d+) s left)?$")
+VALIDATION_LINE = re.compile(r"epoch (\d)/2: validation batch (\d+)(?:/~(\d+) \(\d+%\))?, \d+ s(?:, about \d+ s left)?$")
+
+
+def progress_fit(train, validation, steps_per_execution):
+    """Two epochs of a tiny model with a progress line at every call (interval 0); returns the lines, the losses."""
+    tf_keras.utils.set_random_seed(0)
+    model = tf_keras.Sequential([tf_keras.Input((6,)), tf_keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss=tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  steps_per_execution=steps_per_execution)
+    progress, recorder = EpochProgress(examples_per_epoch=40, interval=0.0), LossRecorder()
+    model.fit(train, validation_data=validation, epochs=2, verbose=0, callbacks=[progress, recorder])
+    return progress.lines, recorder.losses
+
+
+def parse_progress(lines, losses):
+    """(epoch, done, total or None, estimated, unit, has time left) per training line; checks the loss shown."""
+    parsed = []
+    for line in lines:
+        match = PROGRESS_LINE.match(line)
+        if match is None:
+            assert VALIDATION_LINE.match(line), line
+            continue
+        epoch, done, tilde, total, percent, rate, unit, loss, left = match.groups()
+        done = int(done)
+        assert float(rate.replace(",", "")) > 0
+        if total:
+            assert int(percent) == round(100 * done / int(total))
+        if int(epoch) == 2:  # The loss shown is the running loss Keras reported at that call.
+            assert float(loss) == pytest.approx(losses[done], abs=5e-5)
+        parsed.append((int(epoch), done, int(total) if total else None, tilde == "~", unit, left is not None))
+    return parsed
+
+
+def progress_data():
+    features = np.random.RandomState(0).normal(size=(52, 6)).astype("float32")
+    labels = (features[:, 0] > 0).astype("int32")
+    return (tf.data.Dataset.from_tensor_slices((features[:40], labels[:40])).batch(4),  # 10 batches.
+            tf.data.Dataset.from_tensor_slices((features[40:], labels[40:])).batch(4))  # 3 batches.
+
+
+def test_epoch_progress_counts_executions_of_several_steps():
+    train, validation = progress_data()
+    lines, losses = progress_fit(train, validation, steps_per_execution=2)
+    # One line per call of 2 steps, none at the last batch (the epoch line follows); examples/s from 40/10 batches.
+    assert parse_progress(lines, losses) == [(epoch, done, 10, False, "examples", True)
+                                             for epoch in (1, 2) for done in (2, 4, 6, 8)]
+    validation_lines = [line for line in lines if "validation" in line]
+    # Validation's total comes from the validation before: none in the first epoch, ~3 in the second.
+    assert [VALIDATION_LINE.match(line).groups() for line in validation_lines] == [
+        ("1", "2", None), ("1", "3", None), ("2", "2", "3")]
+    assert validation_lines[-1].endswith(" s left")
+
+
+def test_epoch_progress_without_a_known_number_of_batches_uses_the_epoch_before():
+    train, validation = progress_data()
+    train = train.filter(lambda features, label: True)  # Cardinality unknown to Keras.
+    assert train.cardinality() == tf.data.UNKNOWN_CARDINALITY
+    lines, losses = progress_fit(train, validation, steps_per_execution=1)
+    parsed = parse_progress(lines, losses)
+    # First epoch: a count, batches/s, no time left (no total); second: ~10 from the first, examples/s, time left.
+    assert parsed == ([(1, done, None, False, "batches", False) for done in range(1, 11)]
+                      + [(2, done, 10, True, "examples", True) for done in range(1, 10)])
+
+
+def test_epoch_progress_lines_follow_the_interval_and_measure_from_the_first_call(monkeypatch):
+    clock = iter([0.0, 10.0, 20.0, 30.0, 45.0, 61.0])  # Epoch start, then the end of each call.
+    monkeypatch.setattr(runtime_module.time, "perf_counter", lambda: next(clock))
+    progress = EpochProgress(examples_per_epoch=500, interval=30.0)
+    progress.set_params({"epochs": 3, "steps": 50})
+    progress.on_epoch_begin(1)
+    for done in (2, 6, 10, 16, 22):  # The first call (tracing) ends at 10 s with 2 batches done.
+        progress.on_train_batch_end(done - 1, {"loss": tf.constant(0.25)})
+    # 30 s: (10 - 2) batches in 20 s = 0.4 batches/s, 10 examples a batch, 40 batches left = 100 s.
+    # 45 s: too soon after the line at 30 s. 61 s: 20 batches in 51 s, 28 left.
+    assert progress.lines == ["epoch 2/3: batch 10/50 (20%), 4 examples/s, loss 0.2500, about 1 min 40 s left",
+                              "epoch 2/3: batch 22/50 (44%), 4 examples/s, loss 0.2500, about 1 min 11 s left"]
+    with pytest.raises(ValueError, match="interval"):
+        EpochProgress(interval=-1)
+
+
+@pytest.mark.parametrize("level", ["default", "quiet"])
+def test_fit_model_prints_progress_lines_unless_quiet(tmp_path, monkeypatch, capsys, level):
+    monkeypatch.setattr(evaluation_module, "EpochProgress", functools.partial(EpochProgress, interval=0.0))
+    cli.configure_output(level)
+    try:
+        fit_model_session(tmp_path, epochs=2)
+    finally:
+        cli.configure_output("default")
+    shown = [line.split(" ", 1)[1] for line in capsys.readouterr().err.splitlines()]  # Without the time.
+    progress = [line for line in shown if ": batch " in line]
+    if level == "quiet":
+        assert progress == [] and not any(line.startswith("epoch ") for line in shown)
+    else:  # 32 examples in 4 batches: lines after batches 1-3 of each epoch, before its epoch line.
+        assert [line.split(",")[0] for line in progress] == [f"epoch {epoch}/2: batch {done}/4 ({25 * done}%)"
+                                                              for epoch in (1, 2) for done in (1, 2, 3)]
+        epoch_line = next(i for i, line in enumerate(shown) if line.startswith("epoch 1/2: loss"))
+        assert shown.index(progress[2]) < epoch_line < shown.index(progress[3])
 
 
 # Steps per execution.

@@ -17,7 +17,7 @@ import tf_keras
 
 from tfnlp.training import report
 from tfnlp.training.metrics import classification_report
-from tfnlp.training.runtime import EpochLog, ResumeNotice, Throughput
+from tfnlp.training.runtime import EpochLog, EpochProgress, ResumeNotice, Throughput
 from tfnlp.training.weight_averaging import average_snapshots
 from tfnlp.utils import atomic_write_json
 
@@ -51,7 +51,8 @@ def fit_model(model, runtime, batches, *, epochs, num_train, restore_best=True, 
 
     Fits on ``batches["train"]`` with the callbacks of ``runtime``
     (`tfnlp.training.Runtime.callbacks`: resume, best checkpoint, logs; one
-    line per epoch), validating on ``batches["validation"]``; then loads the
+    line per epoch and, inside long epochs, a progress line about every 30 s:
+    `tfnlp.training.runtime.EpochProgress`), validating on ``batches["validation"]``; then loads the
     epoch with the best ``monitor`` unless ``restore_best`` is false (the last
     epoch stays). Evaluation is the caller's: `fit_and_evaluate` for classifiers.
 
@@ -96,7 +97,8 @@ def fit_model(model, runtime, batches, *, epochs, num_train, restore_best=True, 
     else:
         state.start_session(resuming=tf.train.latest_checkpoint(runtime.path("backup", "chief")) is not None)
         callbacks = runtime.callbacks(num_train, monitor=monitor, mode=mode, keep_backup=True,
-                                      extra=[EpochLog(), _SessionClock(state), *extra_callbacks])
+                                      extra=[EpochProgress(num_train), EpochLog(), _SessionClock(state),
+                                             *extra_callbacks])
         throughput = callbacks[0]
         resume = next(callback for callback in callbacks if isinstance(callback, ResumeNotice))
         start = time.perf_counter()

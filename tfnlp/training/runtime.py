@@ -545,6 +545,160 @@ class EpochLog(tf_keras.callbacks.Callback):
         logger.info("epoch %d/%s: %s%s", epoch + 1, self.params.get("epochs", "?"), figures, timing)
 
 
+class EpochProgress(tf_keras.callbacks.Callback):
+    """A line about every ``interval`` seconds inside an epoch: batches done of total, examples/s, loss, time left.
+
+    Long epochs (BERT fine-tuning, NER) otherwise show nothing between two
+    `EpochLog` lines. The lines go to the ``logging`` module at INFO level, as
+    the epoch lines do: a terminal, output redirected to a file and a notebook
+    all get the same plain lines (no progress bar), and ``--quiet`` hides them
+    (`tfnlp.training.cli.configure_output`). For example::
+
+        epoch 2/4: batch 120/469 (26%), 41 examples/s, loss 0.3127, about 4 min 10 s left
+        epoch 2/4: validation batch 30/~80, 25 s, about 42 s left
+
+    - With ``steps_per_execution`` above 1 Keras calls back once per
+      execution, so the count moves by that many batches.
+    - The total is Keras' steps per epoch; when the dataset's size is unknown,
+      the count of the epoch before, marked ``~`` (none in the first epoch,
+      which then shows batches/s and no time left). Validation totals always
+      come from the validation before.
+    - Rates are measured from the end of the epoch's first call into the graph
+      (which traces the model in the first epoch); examples/s assumes the
+      epoch's examples are spread evenly over its batches.
+    - The loss is the mean over the epoch so far, as Keras reports it.
+    - No line at the last batch: the epoch line (or validation) follows.
+
+    Args:
+        examples_per_epoch: int or None. Training examples in one epoch (None: batches/s instead of examples/s).
+        interval: float. Least seconds between two lines.
+        log: logging.Logger or None. Where the lines go (this module's logger by default).
+
+    Example:
+    >>> model = tf_keras.Sequential([tf_keras.Input((2,)), tf_keras.layers.Dense(1)])
+    >>> model.compile(loss="mse", steps_per_execution=2)
+    >>> data = tf.data.Dataset.from_tensor_slices((tf.ones((12, 2)), tf.ones((12, 1)))).batch(2)
+    >>> progress = EpochProgress(examples_per_epoch=12, interval=0.0)
+    >>> _ = model.fit(data, epochs=1, verbose=0, callbacks=[progress])
+    >>> progress.lines[0].split(",")[0]
+    'epoch 1/1: batch 2/6 (33%)'
+    """
+
+    def __init__(self, examples_per_epoch=None, interval=30.0, log=None):
+        super().__init__()
+        if interval < 0:
+            raise ValueError(f"interval must not be negative, got {interval}")
+        self.examples_per_epoch = examples_per_epoch
+        self.interval = float(interval)
+        self.log = log or logger
+        self.lines = []  # Every line logged, in order.
+        self._supports_tf_logs = True  # Tensors stay tensors until a line needs the loss: no sync per batch.
+        self._counted_steps = None  # Training batches in the last full epoch (when Keras does not know them).
+        self._validation_steps = None
+        self._epoch = 0
+        self._last_line = self._validating = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._last_line = time.perf_counter()
+        self._phase(self._last_line)
+        self._done = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._done = batch + 1
+        now = self._update(batch + 1)
+        if now is None:
+            return
+        total, estimated = self._training_total()
+        if total is not None and batch + 1 >= total:
+            return
+        rate = self._rate(batch + 1, now)
+        if total and self.examples_per_epoch:
+            speed = f"{self.examples_per_epoch / total * rate:,.0f} examples/s"
+        else:
+            speed = f"{rate:,.1f} batches/s"
+        loss = (logs or {}).get("loss")
+        parts = [f"batch {_of(batch + 1, total, estimated)}", speed]
+        if loss is not None:
+            parts.append(f"loss {float(loss):.4f}")
+        if total is not None and rate > 0:
+            parts.append(f"about {_duration((total - batch - 1) / rate)} left")
+        self._emit(", ".join(parts), now)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.params.get("steps") and self._done:
+            self._counted_steps = self._done
+
+    def on_test_begin(self, logs=None):
+        self._validating = True
+        self._phase(time.perf_counter())
+
+    def on_test_batch_end(self, batch, logs=None):
+        now = self._update(batch + 1)
+        total = self._validation_steps
+        if now is None or (total is not None and batch + 1 >= total):
+            return
+        parts = [f"validation batch {_of(batch + 1, total, True)}", f"{now - self._phase_start:.0f} s"]
+        rate = self._rate(batch + 1, now)
+        if total is not None and rate > 0:
+            parts.append(f"about {_duration((total - batch - 1) / rate)} left")
+        self._emit(", ".join(parts), now)
+
+    def on_test_end(self, logs=None):
+        if self._validating and self._done_in_phase:
+            self._validation_steps = self._done_in_phase
+        self._validating = False
+
+    def _phase(self, now):
+        """Starts timing a run of batches (an epoch's training, or its validation)."""
+        self._phase_start, self._first_call, self._done_in_phase = now, None, 0
+
+    def _update(self, done):
+        """Records ``done`` batches; returns the time when a line is due, else None."""
+        now = time.perf_counter()
+        self._done_in_phase = done
+        if self._first_call is None:
+            self._first_call = (now, done)
+        if self._last_line is None or now - self._last_line < self.interval:
+            return None
+        return now
+
+    def _rate(self, done, now):
+        """Batches per second since the end of the phase's first call (since its start if there was one call)."""
+        first_time, first_done = self._first_call
+        if done > first_done and now > first_time:
+            return (done - first_done) / (now - first_time)
+        return done / (now - self._phase_start) if now > self._phase_start else 0.0
+
+    def _training_total(self):
+        steps = self.params.get("steps")
+        if steps:
+            return int(steps), False
+        return self._counted_steps, True
+
+    def _emit(self, text, now):
+        line = f"epoch {self._epoch + 1}/{self.params.get('epochs', '?')}: {text}"
+        self.lines.append(line)
+        self.log.info("%s", line)
+        self._last_line = now
+
+
+def _of(done, total, estimated):
+    """``120/469 (26%)``, ``120/~469 (26%)`` for an estimated total, or ``120``."""
+    if total is None:
+        return f"{done:,}"
+    return f"{done:,}/{'~' if estimated else ''}{total:,} ({100 * done / total:.0f}%)"
+
+
+def _duration(seconds):
+    """``45 s``, ``4 min 10 s``, ``1 h 05 min``."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
 def _is_number(value):
     try:
         float(value)
