@@ -477,8 +477,8 @@ class LossRecorder(tf_keras.callbacks.Callback):
         self.losses[batch + 1] = float(logs["loss"])
 
 
-PROGRESS_LINE = re.compile(r"epoch (\d)/2: batch (\d+)(?:/(~?)(\d+) \((\d+)%\))?, ([\d,.]+) (examples|batches)/s, "
-                           r"loss (\d+\.\d{4})(?:, about (\d+) s left)?$")
+PROGRESS_LINE = re.compile(r"epoch (\d)/2: batch (\d+)(?:/(~?)(\d+) \((\d+)%\))?(?:, ([\d,.]+) (examples|batches)/s)?, "
+                           r"loss (\d+\.\d{4})(?:, about (\d+) s left|, (\d+) s so far, tracing the model included)?$")
 VALIDATION_LINE = re.compile(r"epoch (\d)/2: validation batch (\d+)(?:/~(\d+) \(\d+%\))?, \d+ s(?:, about \d+ s left)?$")
 
 
@@ -494,21 +494,23 @@ def progress_fit(train, validation, steps_per_execution):
 
 
 def parse_progress(lines, losses):
-    """(epoch, done, total or None, estimated, unit, has time left) per training line; checks the loss shown."""
+    """(epoch, done, total or None, estimated, unit, time left or "tracing") per training line; checks the loss."""
     parsed = []
     for line in lines:
         match = PROGRESS_LINE.match(line)
         if match is None:
             assert VALIDATION_LINE.match(line), line
             continue
-        epoch, done, tilde, total, percent, rate, unit, loss, left = match.groups()
+        epoch, done, tilde, total, percent, rate, unit, loss, left, so_far = match.groups()
         done = int(done)
-        assert float(rate.replace(",", "")) > 0
+        assert (rate is None) is (so_far is not None)  # No rate from the call that traced the model alone.
+        assert rate is None or float(rate.replace(",", "")) > 0
         if total:
             assert int(percent) == round(100 * done / int(total))
         if int(epoch) == 2:  # The loss shown is the running loss Keras reported at that call.
             assert float(loss) == pytest.approx(losses[done], abs=5e-5)
-        parsed.append((int(epoch), done, int(total) if total else None, tilde == "~", unit, left is not None))
+        parsed.append((int(epoch), done, int(total) if total else None, tilde == "~", unit,
+                       "tracing" if so_far else left is not None))
     return parsed
 
 
@@ -522,9 +524,10 @@ def progress_data():
 def test_epoch_progress_counts_executions_of_several_steps():
     train, validation = progress_data()
     lines, losses = progress_fit(train, validation, steps_per_execution=2)
-    # One line per call of 2 steps, none at the last batch (the epoch line follows); examples/s from 40/10 batches.
-    assert parse_progress(lines, losses) == [(epoch, done, 10, False, "examples", True)
-                                             for epoch in (1, 2) for done in (2, 4, 6, 8)]
+    # One line per call of 2 steps, none at the last batch (the epoch line follows); examples/s from 40/10 batches;
+    # after the first call, which traced the model, the time so far instead.
+    assert parse_progress(lines, losses) == [(1, 2, 10, False, None, "tracing")] + [
+        (epoch, done, 10, False, "examples", True) for epoch in (1, 2) for done in (2, 4, 6, 8)][1:]
     validation_lines = [line for line in lines if "validation" in line]
     # Validation's total comes from the validation before: none in the first epoch, ~3 in the second.
     assert [VALIDATION_LINE.match(line).groups() for line in validation_lines] == [
@@ -538,8 +541,10 @@ def test_epoch_progress_without_a_known_number_of_batches_uses_the_epoch_before(
     assert train.cardinality() == tf.data.UNKNOWN_CARDINALITY
     lines, losses = progress_fit(train, validation, steps_per_execution=1)
     parsed = parse_progress(lines, losses)
-    # First epoch: a count, batches/s, no time left (no total); second: ~10 from the first, examples/s, time left.
-    assert parsed == ([(1, done, None, False, "batches", False) for done in range(1, 11)]
+    # First epoch: a count, batches/s, no time left (no total); second: ~10 from the first, examples/s, time left
+    # (from its first call on: only the first epoch's first call traces the model).
+    assert parsed == ([(1, 1, None, False, None, "tracing")]
+                      + [(1, done, None, False, "batches", False) for done in range(2, 11)]
                       + [(2, done, 10, True, "examples", True) for done in range(1, 10)])
 
 

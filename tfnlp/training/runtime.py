@@ -563,9 +563,10 @@ class EpochProgress(tf_keras.callbacks.Callback):
       the count of the epoch before, marked ``~`` (none in the first epoch,
       which then shows batches/s and no time left). Validation totals always
       come from the validation before.
-    - Rates are measured from the end of the epoch's first call into the graph
-      (which traces the model in the first epoch); examples/s assumes the
-      epoch's examples are spread evenly over its batches.
+    - Rates are measured from the end of the epoch's first call into the graph,
+      which traces the model in the first epoch: a line after that call alone
+      gives the time so far instead of a rate and the time left. Examples/s
+      assumes the epoch's examples are spread evenly over its batches.
     - The loss is the mean over the epoch so far, as Keras reports it.
     - No line at the last batch: the epoch line (or validation) follows.
 
@@ -597,11 +598,15 @@ class EpochProgress(tf_keras.callbacks.Callback):
         self._validation_steps = None
         self._epoch = 0
         self._last_line = self._validating = None
+        self._traced = set()  # "train", "test": the graph functions that have run in this fit.
+
+    def on_train_begin(self, logs=None):
+        self._traced = set()
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
         self._last_line = time.perf_counter()
-        self._phase(self._last_line)
+        self._phase("train", self._last_line)
         self._done = 0
 
     def on_train_batch_end(self, batch, logs=None):
@@ -613,15 +618,17 @@ class EpochProgress(tf_keras.callbacks.Callback):
         if total is not None and batch + 1 >= total:
             return
         rate = self._rate(batch + 1, now)
-        if total and self.examples_per_epoch:
-            speed = f"{self.examples_per_epoch / total * rate:,.0f} examples/s"
-        else:
-            speed = f"{rate:,.1f} batches/s"
+        parts = [f"batch {_of(batch + 1, total, estimated)}"]
+        if rate is not None and total and self.examples_per_epoch:
+            parts.append(f"{self.examples_per_epoch / total * rate:,.0f} examples/s")
+        elif rate is not None:
+            parts.append(f"{rate:,.1f} batches/s")
         loss = (logs or {}).get("loss")
-        parts = [f"batch {_of(batch + 1, total, estimated)}", speed]
         if loss is not None:
             parts.append(f"loss {float(loss):.4f}")
-        if total is not None and rate > 0:
+        if rate is None:
+            parts.append(f"{_duration(now - self._phase_start)} so far, tracing the model included")
+        elif total is not None:
             parts.append(f"about {_duration((total - batch - 1) / rate)} left")
         self._emit(", ".join(parts), now)
 
@@ -631,7 +638,7 @@ class EpochProgress(tf_keras.callbacks.Callback):
 
     def on_test_begin(self, logs=None):
         self._validating = True
-        self._phase(time.perf_counter())
+        self._phase("test", time.perf_counter())
 
     def on_test_batch_end(self, batch, logs=None):
         now = self._update(batch + 1)
@@ -640,7 +647,7 @@ class EpochProgress(tf_keras.callbacks.Callback):
             return
         parts = [f"validation batch {_of(batch + 1, total, True)}", f"{now - self._phase_start:.0f} s"]
         rate = self._rate(batch + 1, now)
-        if total is not None and rate > 0:
+        if total is not None and rate is not None:
             parts.append(f"about {_duration((total - batch - 1) / rate)} left")
         self._emit(", ".join(parts), now)
 
@@ -649,9 +656,11 @@ class EpochProgress(tf_keras.callbacks.Callback):
             self._validation_steps = self._done_in_phase
         self._validating = False
 
-    def _phase(self, now):
-        """Starts timing a run of batches (an epoch's training, or its validation)."""
+    def _phase(self, kind, now):
+        """Starts timing a run of batches: an epoch's training (``kind`` "train") or its validation ("test")."""
         self._phase_start, self._first_call, self._done_in_phase = now, None, 0
+        self._cold = kind not in self._traced  # Its first call traces the graph function.
+        self._traced.add(kind)
 
     def _update(self, done):
         """Records ``done`` batches; returns the time when a line is due, else None."""
@@ -664,11 +673,16 @@ class EpochProgress(tf_keras.callbacks.Callback):
         return now
 
     def _rate(self, done, now):
-        """Batches per second since the end of the phase's first call (since its start if there was one call)."""
+        """Batches per second since the end of the phase's first call; None while that call is the only one.
+
+        After one call only, the rate since the phase's start is given instead, unless that call traced the model.
+        """
         first_time, first_done = self._first_call
         if done > first_done and now > first_time:
             return (done - first_done) / (now - first_time)
-        return done / (now - self._phase_start) if now > self._phase_start else 0.0
+        if self._cold or now <= self._phase_start:
+            return None
+        return done / (now - self._phase_start)
 
     def _training_total(self):
         steps = self.params.get("steps")
