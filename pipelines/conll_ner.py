@@ -259,6 +259,7 @@ def main(argv=None):
     if snapshots:
         metrics["last_weights"] = evaluate(model, preprocessor, evaluation, train_args.decoding)
         metrics["averaged_snapshots"] = average_snapshots(model, snapshots.saved())
+        metrics["weights"] = "averaged_snapshots"  # The average replaced the last epoch's weights (as classifiers say).
         cli.log_result("last weights: validation F1 %.4f, test F1 %.4f; averaging %d snapshots",
                        metrics["last_weights"]["validation"]["f1"], metrics["last_weights"]["test"]["f1"],
                        metrics["averaged_snapshots"], log=logger)

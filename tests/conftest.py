@@ -1,10 +1,17 @@
 """Shared pytest fixtures.
 
 Unit tests build their own tiny fixtures. Integration tests read the real data
-from ``TFNLP_DATA_DIR`` and are skipped (reported as skipped, never as passed)
-when it is not set.
+from ``TFNLP_DATA_DIR``, else from ``../shared/data`` beside the repository (as
+the Makefile finds it), and are skipped (reported as skipped, never as passed)
+when there is neither.
+
+The run folders that the library's consumers read (report pictures,
+``pipelines.compare``, ``pipelines.predict``, the exports) are made once per
+session by the real fit scripts on tiny data (`ner_run`, `classifier_run`), so
+that every consumer is tested on what its producer really writes.
 """
 
+import json
 import os
 
 import tfnlp  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
@@ -30,12 +37,28 @@ def _hermetic_cache(tmp_path_factory):
         os.environ["TFNLP_CACHE_DIR"] = previous
 
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def real_data_dir():
+    """The real data folder, found as the Makefile finds it; None when there is none.
+
+    ``TFNLP_DATA_DIR`` when it is set (even to '': then none), else ``../shared/data`` relative to the
+    repository root if that folder exists (the Makefile's ``TFNLP_DATA_DIR ?= $(if $(wildcard
+    ../shared/data),$(abspath ../shared/data),)``).
+    """
+    if "TFNLP_DATA_DIR" in os.environ:
+        return os.environ["TFNLP_DATA_DIR"] or None
+    shared = os.path.abspath(os.path.join(REPO, "..", "shared", "data"))
+    return shared if os.path.isdir(shared) else None
+
+
 @pytest.fixture(scope="session")
 def data_dir():
-    """The real data folder (``TFNLP_DATA_DIR``); skips the test when it is not set."""
-    path = os.environ.get("TFNLP_DATA_DIR")
+    """The real data folder (`real_data_dir`); skips the test when there is none."""
+    path = real_data_dir()
     if not path:
-        pytest.skip("TFNLP_DATA_DIR is not set (integration test)")
+        pytest.skip("no real data: TFNLP_DATA_DIR is not set and ../shared/data does not exist (integration test)")
     if not os.path.isdir(path):
         pytest.fail(f"TFNLP_DATA_DIR={path} is not a folder")
     return path
@@ -59,3 +82,71 @@ def tiny_bert_dir(tmp_path):
     from helpers import write_tiny_bert_folder
 
     return write_tiny_bert_folder(tmp_path / "tiny_bert", TINY_VOCAB)
+
+
+def _read_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+# Sizes of the tiny runs: every option passed explicitly (the scripts' defaults are the real configurations).
+TINY_NER = ["--max-length", "16", "--stride", "6", "--batch-size", "4", "--steps-per-execution", "1", "--epochs", "12",
+            "--learning-rate", "3e-3", "--warmup-ratio", "0", "--context", "document", "--average-snapshots", "2"]
+TINY_TRANSFORMER = ["--tokenizer", "text_vectorization", "--no-pretrained-embeddings", "--embedding-dim", "8",
+                    "--num-heads", "2", "--intermediate-dim", "8", "--sequence-length", "32", "--epochs", "3",
+                    "--batch-size", "8", "--distillation-weight", "0", "--validation-size", "8"]
+
+
+@pytest.fixture(scope="session")
+def ner_run(tmp_path_factory):
+    """A finished tiny `pipelines.conll_ner` run (`TINY_NER`: 12 epochs, 2 averaged snapshots, export).
+
+    A tiny random BERT (`TINY_VOCAB`) on `helpers.write_conll_folder`'s sentences. Returns a dict:
+    ``metrics`` (what ``main`` returned), ``written`` (its metrics.json), ``run`` (the output folder),
+    ``export`` (the exported version folder), ``data`` (the data root) and ``bert`` (the BERT folder).
+    """
+    from helpers import write_conll_folder, write_tiny_bert_folder
+    from pipelines import conll_ner
+
+    root = tmp_path_factory.mktemp("ner_run")
+    data = write_conll_folder(root / "data")
+    bert = write_tiny_bert_folder(root / "bert", TINY_VOCAB)
+    run = root / "conll_ner"
+    metrics = conll_ner.main(["--data-dir", data, "--pretrained", bert, "--output-dir", str(run),
+                              "--export-dir", str(root / "saved_models" / "conll_ner"), *TINY_NER])
+    return {"metrics": metrics, "written": _read_json(run / "metrics.json"), "run": str(run),
+            "export": metrics["export"]["path"], "data": data, "bert": bert}
+
+
+@pytest.fixture(scope="session")
+def classifier_run(tmp_path_factory):
+    """A finished tiny `pipelines.agnews_transformer` run (`TINY_TRANSFORMER`: 3 epochs, export).
+
+    Tiny AG News files (`helpers.topic_rows`: 40 training rows, 8 of them for validation, 12 test rows).
+    Returns a dict: ``metrics`` (what ``main`` returned), ``written`` (its metrics.json), ``run`` (the
+    output folder), ``export`` (the exported version folder) and ``data`` (the data root).
+    """
+    from helpers import topic_rows, write_ag_news_folder
+    from pipelines import agnews_transformer
+
+    root = tmp_path_factory.mktemp("classifier_run")
+    data = write_ag_news_folder(root / "data", topic_rows(40, seed=0), topic_rows(12, seed=1))
+    run = root / "agnews_transformer"
+    metrics = agnews_transformer.main(["--data-dir", data, "--output-dir", str(run), "--export-dir",
+                                       str(root / "saved_models" / "agnews_transformer"), *TINY_TRANSFORMER])
+    return {"metrics": metrics, "written": _read_json(run / "metrics.json"), "run": str(run),
+            "export": metrics["export"]["path"], "data": data}
+
+
+@pytest.fixture(scope="session")
+def tiny_exports(tmp_path_factory):
+    """The tiny classifier and NER exports of `serving_modules` (the real serving modules and export functions
+    around toy models), made once: ``{"classifier": version folder, "ner": version folder}``.
+
+    Read them, or copy them (`serving_modules.copy_export`) to build a saved_models folder; never change them.
+    """
+    from serving_modules import export_tiny_classifier, export_tiny_ner
+
+    root = tmp_path_factory.mktemp("tiny_exports")
+    return {"classifier": export_tiny_classifier(str(root / "classifier"), TINY_VOCAB),
+            "ner": export_tiny_ner(str(root / "ner"), TINY_VOCAB)}

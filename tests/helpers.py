@@ -1,4 +1,5 @@
-"""Test helpers shared by test files: a tiny random BERT on disk, a NumPy BERT forward pass, tiny AG News files.
+"""Test helpers shared by test files: a tiny random BERT on disk, a NumPy BERT forward pass, tiny AG News and
+CoNLL-2003 files.
 
 `write_tiny_bert_folder` writes what ``BertModel.save_pretrained`` would write
 in PyTorch format (``model.safetensors`` with PyTorch tensor names, Linear
@@ -196,6 +197,42 @@ def write_ag_news_folder(root, train_rows, test_rows):
     write_csv(os.path.join(folder, "test.csv"), test_rows)
     with open(os.path.join(folder, "classes.txt"), "w", encoding="utf-8") as f:
         f.write("\n".join(AG_NEWS_CLASS_NAMES) + "\n")
+    return str(root)
+
+
+# Tiny CoNLL-2003 sentences: the tags of every type, words of `conftest.TINY_VOCAB` (some in capitals, split into
+# pieces, or unknown).
+CONLL_SENTENCES = [
+    [("John", "B-PER"), ("lives", "O"), ("in", "O"), ("New", "B-LOC"), ("York", "I-LOC"), (".", "O")],
+    [("The", "O"), ("cat", "O"), ("sat", "O"), ("on", "O"), ("the", "O"), ("mat", "O"), ("!", "O")],
+    [("Hello", "O"), ("John", "B-PER"), (",", "O"), ("the", "O"), ("dog", "O"), ("lives", "O"), ("in", "O"),
+     ("York", "B-LOC"), (".", "O")],
+    [("NEW", "B-ORG"), ("YORK", "I-ORG"), ("-", "O"), ("Unaffable", "B-MISC"), ("dogs", "O"), ("running", "O")],
+    [("John", "B-PER"), ("sat", "O"), ("on", "O"), ("the", "O"), ("mat", "O"), ("in", "O"), ("New", "B-LOC"),
+     ("York", "I-LOC"), (".", "O")],
+]
+
+
+def write_conll(path, documents):
+    """Writes documents (lists of sentences of (word, tag)) as a CoNLL-2003 column file."""
+    with open(path, "w", encoding="utf-8") as f:
+        for sentences in documents:
+            f.write("-DOCSTART- -X- -X- O\n\n")
+            for sentence in sentences:
+                f.writelines(f"{word} NNP B-NP {tag}\n" for word, tag in sentence)
+                f.write("\n")
+
+
+def write_conll_folder(root):
+    """``<root>/conll2003/{train,valid,test}.txt``: documents of `CONLL_SENTENCES` (train: 12 documents, 60
+    sentences; validation 7 sentences, test 5); returns ``root`` as a str."""
+    folder = os.path.join(root, "conll2003")
+    os.makedirs(folder, exist_ok=True)
+    sentences = CONLL_SENTENCES
+    write_conll(os.path.join(folder, "train.txt"), [sentences[i:] + sentences[:i] for i in range(5)] * 2 +
+                [sentences] * 2)
+    write_conll(os.path.join(folder, "valid.txt"), [sentences[::-1], sentences[1:3]])
+    write_conll(os.path.join(folder, "test.txt"), [sentences[2:], sentences[:2]])
     return str(root)
 
 

@@ -1,105 +1,106 @@
-"""Tiny serving modules for the serving tests: the signatures of the real exports on toy models.
+"""Tiny exports for the serving tests: the real serving modules and export functions, around toy models.
 
-- `TwoSignatureClassifier`: a classifier with ``serving_default`` (text, tokenized in
-  the graph by `tfnlp.text.BertTokenizer`) and ``serving_ids`` (token ids), as the
-  HF BERT classifier export has them.
-- `TinyNerModule`: the NER export's ``serving_default`` outputs (grouped entities
-  and per-token labels) from a rule: a whitespace-separated word that starts
-  with a capital letter is a person.
+The serving code (REST and gRPC conversion, ``pipelines.predict``, warm-up
+replay, the op audit, the serving benchmarks) is tested on what the fit
+scripts export, so every export here is made by the library's own serving
+module and export function; only the model inside is a toy:
+
+- `tiny_classifier`: the HF BERT classifier export's shape. A
+  `tfnlp.serving.TextClassifierModule` with ``serving_default`` (text, tokenized
+  in the graph by `tfnlp.text.BertTokenizer`) and ``serving_ids`` (token ids,
+  checked by the module: vocabulary, mask, segments, length) around a mean of
+  token embeddings and a dense layer; `export_tiny_classifier` exports it with
+  `tfnlp.serving.export_text_classifier`, as the fit scripts do.
+- `tiny_ner_module`: the NER export. A `tfnlp.serving.TokenClassifierModule`
+  (in-graph tokenizer, windows, entity grouping, character offsets) around a
+  rule instead of a BERT: a piece written in Title case is ``B-PER``, any other
+  ``O`` (the preprocessor's casing ids tell the case); `export_tiny_ner`
+  exports it with `tfnlp.serving.token_classifier_module.export_token_classifier`.
+- `copy_export`: a copy of an export as the next version of a model folder (the
+  session's exports, `conftest.tiny_exports`, are made once and copied, never changed).
 - `PyFunctionModule`: a classifier that calls Python (``tf.py_function``), which no
-  model server can run.
+  model server can run (no fit script exports one: it is the op audit's bad case).
 """
+
+import os
+import shutil
 
 import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_text as tf_text
 import tf_keras
 
+from tfnlp.data.conll2003 import CONLL2003_LABELS
+from tfnlp.data.ner_features import NerPreprocessor
+from tfnlp.layers import MaskedMeanPooling
+from tfnlp.serving import TextClassifierModule, export_text_classifier, next_version
+from tfnlp.serving.token_classifier_module import TokenClassifierModule, export_token_classifier
 from tfnlp.text import BertTokenizer
+from tfnlp.text.casing import TITLE
 
 CLASS_NAMES = ["World", "Sports", "Business", "Sci/Tech"]
 IDS_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+MAX_LENGTH = 16  # The toy classifier's longest sequence (serving_ids rejects longer ones), the NER window.
+NER_SMOKE_TEXTS = ("John lives in New York .", "", "no names here")
 
 
-class TwoSignatureClassifier(tf.Module):
-    """Mean of token embeddings -> dense, on text (``serving_default``) or on ids (``serving_ids``)."""
+def tiny_classifier(vocabulary, max_length=MAX_LENGTH):
+    """A toy classifier in the real export's shape: ``(text_model, ids_model, tokenizer, module)``.
 
-    def __init__(self, vocabulary, max_length=16):
-        super().__init__()
-        tf_keras.utils.set_random_seed(3)
-        self.tokenizer = BertTokenizer(list(vocabulary), sequence_length=max_length)
-        self.embedding = tf_keras.layers.Embedding(len(vocabulary), 8)
-        self.dense = tf_keras.layers.Dense(len(CLASS_NAMES))
-        self.class_names = tf.constant(CLASS_NAMES)
-        self.vocab_size = len(vocabulary)
-        self.max_length = max_length
-
-    def _classify(self, input_ids, attention_mask):
-        mask = tf.cast(attention_mask, tf.float32)[..., None]
-        pooled = tf.reduce_sum(self.embedding(input_ids) * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1)
-        probabilities = tf.nn.softmax(self.dense(pooled))
-        label_id = tf.argmax(probabilities, axis=-1)
-        return {"probabilities": probabilities, "label_id": label_id, "label": tf.gather(self.class_names, label_id)}
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-    def serving_default(self, text):
-        features = self.tokenizer(text)
-        return self._classify(features["input_ids"], features["attention_mask"])
-
-    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32, name=name) for name in IDS_INPUTS])
-    def serving_ids(self, input_ids, attention_mask, token_type_ids):
-        return self._classify(input_ids, attention_mask)
-
-    def signatures(self):
-        return {"serving_default": self.serving_default.get_concrete_function(),
-                "serving_ids": self.serving_ids.get_concrete_function()}
+    ``ids_model`` maps the ids inputs to logits (embedding mean over the mask, dense); ``text_model`` is
+    ``tokenizer`` then ``ids_model`` (their weights shared), as `tfnlp.models.hf_bert_classifier`'s
+    ``text_classifier`` and ``ids_classifier``; ``module`` is the `TextClassifierModule` the export holds.
+    """
+    tf_keras.utils.set_random_seed(3)
+    tokenizer = BertTokenizer(list(vocabulary), sequence_length=max_length, name="tokenizer")
+    ids = {key: tf_keras.Input(shape=(None,), dtype=tf.int32, name=key) for key in IDS_INPUTS}
+    embedded = tf_keras.layers.Embedding(len(vocabulary), 8, name="embedding")(ids["input_ids"])
+    pooled = MaskedMeanPooling(name="pooling")(embedded, padding_mask=ids["attention_mask"])
+    ids_model = tf_keras.Model(ids, tf_keras.layers.Dense(len(CLASS_NAMES), name="logits")(pooled), name="ids_model")
+    text = tf_keras.Input(shape=(), dtype=tf.string, name="text")
+    features = tokenizer(text)
+    text_model = tf_keras.Model(text, ids_model({key: features[key] for key in IDS_INPUTS}), name="text_model")
+    module = TextClassifierModule(text_model, CLASS_NAMES, ids_model=ids_model, vocab_size=tokenizer.vocabulary_size,
+                                  max_length=max_length)
+    return text_model, ids_model, tokenizer, module
 
 
-class TinyNerModule(tf.Module):
-    """The NER signature: words starting with a capital letter are ``PER`` entities (offsets in characters)."""
+def export_tiny_classifier(base_dir, vocabulary):
+    """Exports `tiny_classifier` to ``<base_dir>/<next version>/`` as the fit scripts export; returns the path."""
+    text_model, ids_model, tokenizer, _ = tiny_classifier(vocabulary)
+    return export_text_classifier(text_model, CLASS_NAMES, base_dir, ids_model=ids_model, tokenizer=tokenizer,
+                                  max_length=MAX_LENGTH)["path"]
 
-    def __init__(self):
-        super().__init__()
-        self.tokenizer = tf_text.WhitespaceTokenizer()
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
-    def serving_default(self, text):
-        words, starts, ends = self.tokenizer.tokenize_with_offsets(text)
-        starts, ends = self._characters(text, starts), self._characters(text, ends)
-        is_entity = tf.ragged.map_flat_values(tf.strings.regex_full_match, words, r"\p{Lu}.*")
-        labels = tf.ragged.map_flat_values(lambda flags: tf.where(flags, "B-PER", "O"), is_entity)
-        scores = tf.ragged.map_flat_values(lambda flags: tf.where(flags, 0.875, 0.5), is_entity)
-        entity_words = tf.ragged.boolean_mask(words, is_entity)
+def title_case_person_model(num_labels=len(CONLL2003_LABELS)):
+    """Model inputs (casing ids as ``token_type_ids``) -> logits: ``B-PER`` (id 1) on Title-case pieces, else ``O``."""
+    inputs = {key: tf_keras.Input(shape=(None,), dtype=tf.int32, name=key) for key in IDS_INPUTS}
 
-        def dense(ragged, default):
-            return ragged.to_tensor(default)
+    def logits(casing_ids):
+        person = tf.cast(tf.equal(casing_ids, TITLE), tf.int32)  # Label id 1 (B-PER) or 0 (O).
+        return 8.0 * tf.one_hot(person, num_labels) - 4.0
 
-        return {
-            "entity_group": dense(tf.ragged.map_flat_values(lambda w: tf.fill(tf.shape(w), "PER"), entity_words), ""),
-            "score": dense(tf.ragged.boolean_mask(scores, is_entity), 0.0),
-            "word": dense(entity_words, ""),
-            "start": dense(tf.ragged.boolean_mask(starts, is_entity), tf.constant(0, tf.int64)),
-            "end": dense(tf.ragged.boolean_mask(ends, is_entity), tf.constant(0, tf.int64)),
-            "num_entities": entity_words.row_lengths(),
-            "token_label": dense(labels, ""),
-            "token_score": dense(scores, 0.0),
-            "token_start": dense(starts, tf.constant(0, tf.int64)),
-            "token_end": dense(ends, tf.constant(0, tf.int64)),
-            "num_tokens": words.row_lengths(),
-        }
+    return tf_keras.Model(inputs, tf_keras.layers.Lambda(logits, name="rule")(inputs["token_type_ids"]),
+                          name="title_case_person")
 
-    @staticmethod
-    def _characters(text, byte_offsets):
-        """Byte offsets into each text -> character (code point) offsets."""
-        _, char_starts = tf.strings.unicode_decode_with_offsets(text, "UTF-8", errors="replace")
-        bound = tf.cast(tf.reduce_max(tf.strings.length(text)) + 1, tf.int64)
-        positions = tf.searchsorted(char_starts.to_tensor(bound), tf.cast(byte_offsets.to_tensor(), tf.int64))
-        return tf.RaggedTensor.from_tensor(tf.cast(positions, tf.int64), lengths=byte_offsets.row_lengths())
 
-    def signatures(self):
-        return {"serving_default": self.serving_default.get_concrete_function()}
+def tiny_ner_module(vocabulary, max_length=MAX_LENGTH):
+    """The NER export's `TokenClassifierModule` around `title_case_person_model` (argmax decoding, as HF's)."""
+    preprocessor = NerPreprocessor(list(vocabulary), labels=CONLL2003_LABELS, max_length=max_length, casing=True)
+    return TokenClassifierModule(title_case_person_model(), preprocessor)
+
+
+def export_tiny_ner(base_dir, vocabulary):
+    """Exports `tiny_ner_module` to ``<base_dir>/<next version>/`` as pipelines.conll_ner does; returns the path."""
+    return export_token_classifier(tiny_ner_module(vocabulary), base_dir, smoke_texts=NER_SMOKE_TEXTS)["path"]
+
+
+def copy_export(version_dir, base_dir):
+    """Copies an exported version folder to ``<base_dir>/<next version>/``; returns the new version folder."""
+    target = os.path.join(base_dir, str(next_version(base_dir)))
+    shutil.copytree(version_dir, target)
+    return target
 
 
 class PyFunctionModule(tf.Module):

@@ -238,6 +238,59 @@ def test_save_pretrained_folder_reloads_with_from_pretrained_and_predicts_the_sa
     np.testing.assert_allclose(probabilities, served["probabilities"].numpy(), atol=1e-5)
 
 
+def test_compare_summarizes_the_two_stage_run_by_its_last_stage(trained, tmp_path, capsys):
+    """`pipelines.compare` on the run's folder: the fine-tuning stage's figures and curves, as the run wrote them."""
+    from pipelines import compare
+    from tfnlp.plots import read_plot_data
+    from tfnlp.training.report import read_history, summarize_run
+
+    run = trained["run"]
+    written = json.loads((run / "metrics.json").read_text())
+    for stage, epochs in (("fine_tune", 2), ("frozen", 3)):
+        figures = written[stage]
+        # The stage folder alone, as a one-stage run; the run's folder shows its last stage.
+        for folder, shown in ((run / stage, None), *(((run, "fine_tune"),) if stage == "fine_tune" else ())):
+            summary = summarize_run(str(folder))
+            assert (summary["stage"], summary["metric"], summary["test"], summary["validation"],
+                    summary["macro_f1"], summary["epochs"], summary["train_seconds"]) == (
+                shown, "accuracy", figures["test"]["accuracy"], figures["validation_accuracy"],
+                figures["test"]["macro_f1"], epochs, figures["train_wall_seconds"])
+            assert summary["history"] == read_history(str(run / stage))
+    out = tmp_path / "comparison.png"
+    compare.main([str(run), "--out", str(out)])
+    row = capsys.readouterr().out.strip().splitlines()[2]
+    tuned = written["fine_tune"]
+    assert row.startswith(f"| {run} (fine_tune) | accuracy | {tuned['test']['accuracy']:.4f} | "
+                          f"{tuned['validation_accuracy']:.4f} | {tuned['test']['macro_f1']:.4f} | 2 | ")
+    assert read_plot_data(str(out))["run/fine_tune"]["val_accuracy"] == \
+        read_history(str(run / "fine_tune"))["val_accuracy"]
+
+
+def test_predict_rest_and_warmup_on_the_export(trained, capsys):
+    """The export's consumers: ``pipelines.predict`` and the REST conversion on both signatures, the warm-up file."""
+    from pipelines import predict
+    from tfnlp.serving import ServedModel, rest, warmup
+    from tfnlp.serving.export import SMOKE_TEXTS
+
+    export = trained["export"]
+    assert predict.main(["--model", export, *SMOKE_TEXTS]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["label"] for line in lines] == trained["metrics"]["export"]["smoke_labels"]  # The run's check.
+    model = ServedModel.load(export)
+    ids = BertTokenizer.from_pretrained(os.path.join(export, "hf_model"), sequence_length=32)(tf.constant(SMOKE_TEXTS))
+    body = {"signature_name": "serving_ids",
+            "inputs": {key: ids[key].numpy().tolist() for key in ("input_ids", "attention_mask", "token_type_ids")}}
+    by_ids = json.loads(rest.to_json(model.rest_predict(body)))["outputs"]
+    np.testing.assert_allclose(by_ids["probabilities"], [line["probabilities"] for line in lines], atol=1e-5)
+    # A bad request gets the serving module's own check as TF Serving's HTTP 400 message.
+    body["inputs"]["input_ids"][0][1] = 10**6
+    with pytest.raises(rest.RestError, match=r"^assertion failed: \[input_ids must be < the vocabulary size \d+\]"):
+        model.rest_predict(body)
+    results = warmup.replay_warmup_requests(export, model.signatures)
+    assert [name for name, _ in results] == ["serving_default"] * 2 + ["serving_ids"] * 2
+    np.testing.assert_allclose(results[1][1]["probabilities"], results[3][1]["probabilities"], atol=1e-5)
+
+
 @pytest.mark.parametrize("inputs, message", [
     ({"input_ids": [[2, 10**6, 3]]}, "vocabulary size"),
     ({"input_ids": [[2, -1, 3]]}, "input_ids must be >= 0"),

@@ -1,51 +1,38 @@
 """End-to-end runs of pipelines/conll_ner.py: a tiny random BERT on a tiny CoNLL fixture, and the real data.
 
 Every run passes its sizes through ``main(argv=[...])``: the script's defaults
-are the real training configuration and are never relied on here.
+are the real training configuration and are never relied on here. The shared
+tiny run (`conftest.ner_run`) is also what the run's consumers are tested on:
+its report pictures, ``pipelines.compare``, ``pipelines.predict``, the REST
+conversion and the warm-up file of its export.
 """
 
+import collections
+import csv
 import json
 import os
 
 import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 
+import numpy as np
 import pytest
+import tensorflow as tf
 
 from conftest import TINY_VOCAB
-from helpers import run_fresh_python, write_tiny_bert_folder
+from helpers import run_fresh_python, write_conll_folder, write_tiny_bert_folder
+from pipelines import compare, predict
 from pipelines import conll_ner as pipeline
+from tfnlp.plots import entity_scores as entity_scores_module
+from tfnlp.plots import read_plot_data
+from tfnlp.serving import ServedModel, rest, warmup
+from tfnlp.serving.ner_predictor import NerPredictor
+from tfnlp.training.report import summarize_run
 from tfnlp.errors import ConfigurationError
-
-SENTENCES = [
-    [("John", "B-PER"), ("lives", "O"), ("in", "O"), ("New", "B-LOC"), ("York", "I-LOC"), (".", "O")],
-    [("The", "O"), ("cat", "O"), ("sat", "O"), ("on", "O"), ("the", "O"), ("mat", "O"), ("!", "O")],
-    [("Hello", "O"), ("John", "B-PER"), (",", "O"), ("the", "O"), ("dog", "O"), ("lives", "O"), ("in", "O"),
-     ("York", "B-LOC"), (".", "O")],
-    [("NEW", "B-ORG"), ("YORK", "I-ORG"), ("-", "O"), ("Unaffable", "B-MISC"), ("dogs", "O"), ("running", "O")],
-    [("John", "B-PER"), ("sat", "O"), ("on", "O"), ("the", "O"), ("mat", "O"), ("in", "O"), ("New", "B-LOC"),
-     ("York", "I-LOC"), (".", "O")],
-]
-
-
-def write_conll(path, documents):
-    with open(path, "w", encoding="utf-8") as f:
-        for sentences in documents:
-            f.write("-DOCSTART- -X- -X- O\n\n")
-            for sentence in sentences:
-                f.writelines(f"{word} NNP B-NP {tag}\n" for word, tag in sentence)
-                f.write("\n")
-
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-    """conll2003/{train,valid,test}.txt: documents of the sentences above (train: 12 documents, 60 sentences)."""
-    root = tmp_path_factory.mktemp("data")
-    folder = root / "conll2003"
-    folder.mkdir()
-    write_conll(folder / "train.txt", [SENTENCES[i:] + SENTENCES[:i] for i in range(5)] * 2 + [SENTENCES] * 2)
-    write_conll(folder / "valid.txt", [SENTENCES[::-1], SENTENCES[1:3]])
-    write_conll(folder / "test.txt", [SENTENCES[2:], SENTENCES[:2]])
-    return str(root)
+    """`helpers.write_conll_folder`: train 12 documents (60 sentences), validation 7 sentences, test 5."""
+    return write_conll_folder(tmp_path_factory.mktemp("data"))
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +46,8 @@ def run(data_root, tiny_bert, output_dir, export_dir, *extra):
                           "--batch-size", "4", "--steps-per-execution", "1", *extra])
 
 
-def test_tiny_run_trains_evaluates_exports_and_reloads_without_tfnlp(data_root, tiny_bert, tmp_path):
-    metrics = run(data_root, tiny_bert, tmp_path / "run", tmp_path / "saved", "--epochs", "12",
-                  "--learning-rate", "3e-3", "--warmup-ratio", "0", "--context", "document")
-    with open(tmp_path / "run" / "metrics.json", encoding="utf-8") as f:
-        written = json.load(f)
+def test_tiny_run_trains_evaluates_exports_and_reloads_without_tfnlp(ner_run, tmp_path):
+    metrics, written = ner_run["metrics"], ner_run["written"]
     assert written["validation"]["f1"] == metrics["validation"]["f1"]
     # Documents of up to 45 pieces in windows of 14: the model reads every word, and learns the fixture's entities.
     for split in ("validation", "test"):
@@ -76,7 +60,7 @@ def test_tiny_run_trains_evaluates_exports_and_reloads_without_tfnlp(data_root, 
     assert metrics["hf_pipeline_parity"]["same_groups_and_offsets"]
     assert metrics["hf_pipeline_parity"]["texts"] == 7 and metrics["hf_pipeline_parity"]["max_score_difference"] < 1e-4
     export = metrics["export"]["path"]
-    assert export == str(tmp_path / "saved" / "1") and os.path.isfile(os.path.join(export, "saved_model.pb"))
+    assert os.path.basename(export) == "1" and os.path.isfile(os.path.join(export, "saved_model.pb"))
     lesson = metrics["lesson_example"]
     assert lesson["text"] == pipeline.LESSON_SENTENCE
     stdout = run_fresh_python("""
@@ -96,10 +80,125 @@ def test_tiny_run_trains_evaluates_exports_and_reloads_without_tfnlp(data_root, 
     assert all(abs(row[4] - e["score"]) < 1e-5 for row, e in zip(reloaded, lesson["entities"]))
 
 
+# What the run's consumers read, as the run wrote it.
+
+def history_columns(run_dir):
+    with open(os.path.join(run_dir, "history.csv"), newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    return {name: [float(row[name]) for row in rows] for name in rows[0]}
+
+
+def test_averaged_snapshots_are_the_weights_metrics_json_names(ner_run):
+    """--average-snapshots replaces the last epoch's weights: metrics.json must say so, as the classifiers' does."""
+    metrics = ner_run["written"]
+    assert metrics["averaged_snapshots"] == 2
+    assert metrics["weights"] == "averaged_snapshots"
+    # The last epoch's figures are kept beside the averaged ones (the headline figures).
+    assert set(metrics["last_weights"]) == {"validation", "test"}
+    assert metrics["last_weights"]["test"]["num_entities"] == metrics["test"]["num_entities"]
+
+
+def entity_plot(splits, tmp_path, monkeypatch):
+    """Draws ``splits`` with `plot_entity_scores`: (the x labels of each panel, the numbers the PNG stores)."""
+    figures = []
+    save = entity_scores_module.save_figure
+    monkeypatch.setattr(entity_scores_module, "save_figure",
+                        lambda figure, path, data: figures.append(figure) or save(figure, path, data))
+    path = entity_scores_module.plot_entity_scores(splits, str(tmp_path / "entity_scores.png"))
+    return [[label.get_text() for label in axis.get_xticklabels()] for axis in figures[0].axes], read_plot_data(path)
+
+
+def test_report_pictures_state_the_runs_figures(ner_run, tmp_path, monkeypatch):
+    run_dir, metrics = ner_run["run"], ner_run["written"]
+    assert metrics["plots"] == {"curves": "curves.png", "entity_scores": "entity_scores.png"}
+    splits = {name: metrics[name] for name in ("validation", "test")}
+    # The bars' labels: each entity type with its number of entities in the split, then all of them.
+    labels, redrawn = entity_plot(splits, tmp_path, monkeypatch)
+    for panel, report in zip(labels, splits.values()):
+        assert panel == [f"{name}\n({values['support']})" for name, values in sorted(report["per_type"].items())] + [
+            f"all\n({report['num_entities']})"]
+    drawn = read_plot_data(os.path.join(run_dir, "entity_scores.png"))
+    assert drawn == redrawn and set(drawn) == set(splits)
+    for split, report in splits.items():
+        assert sum(values["support"] for values in report["per_type"].values()) == report["num_entities"] > 0
+        for name, values in report["per_type"].items():
+            assert drawn[split][name] == {key: values[key] for key in ("precision", "recall", "f1", "support")}
+        assert drawn[split]["ALL"] == {"precision": report["precision"], "recall": report["recall"],
+                                       "f1": report["f1"], "support": report["num_entities"]}
+    curves = read_plot_data(os.path.join(run_dir, "curves.png"))
+    history = history_columns(run_dir)
+    assert curves["epoch"] == list(range(1, 13))
+    for column in ("loss", "val_loss", "accuracy", "val_accuracy"):
+        np.testing.assert_allclose(curves[column], history[column])
+
+
+def cells(row):
+    return [cell.strip() for cell in row.strip().strip("|").split("|")]
+
+
+def test_compare_shows_a_ner_runs_entity_f1_beside_a_classifiers_accuracy(ner_run, classifier_run, tmp_path,
+                                                                          capsys):
+    metrics = ner_run["written"]
+    summary = summarize_run(ner_run["run"])
+    assert (summary["metric"], summary["test"], summary["validation"], summary["macro_f1"]) == (
+        "entity F1", metrics["test"]["f1"], metrics["validation"]["f1"], None)
+    assert summary["epochs"] == 12 and summary["train_seconds"] == metrics["train_wall_seconds"]
+    out = tmp_path / "comparison.png"
+    compare.main([classifier_run["run"], ner_run["run"], "--out", str(out)])
+    header, _, classifier_row, ner_row = capsys.readouterr().out.strip().splitlines()
+    assert cells(header)[:5] == ["run", "metric", "test", "validation", "test macro F1"]
+    classifier = classifier_run["written"]
+    assert cells(classifier_row)[:6] == [classifier_run["run"], "accuracy", f"{classifier['test']['accuracy']:.4f}",
+                                         f"{classifier['validation_accuracy']:.4f}",
+                                         f"{classifier['test']['macro_f1']:.4f}", "3"]
+    assert cells(ner_row)[:6] == [ner_run["run"], "entity F1", f"{metrics['test']['f1']:.4f}",
+                                  f"{metrics['validation']['f1']:.4f}", "", "12"]
+    drawn = read_plot_data(str(out))
+    assert set(drawn) == {"agnews_transformer", "conll_ner"}
+    np.testing.assert_allclose(drawn["conll_ner"]["val_loss"], history_columns(ner_run["run"])["val_loss"])
+
+
+def test_predict_rest_and_the_predictor_serve_the_export_as_the_run_checked_it(ner_run, capsys):
+    export, metrics = ner_run["export"], ner_run["written"]
+    checked = metrics["export"]["smoke_entities"]  # The reloaded export's entities, after the run's export.
+    assert metrics["lesson_example"]["entities"] == checked[0]
+
+    def assert_entities(actual, expected):
+        assert [[{k: v for k, v in e.items() if k != "score"} for e in row] for row in actual] == \
+            [[{k: v for k, v in e.items() if k != "score"} for e in row] for row in expected]
+        np.testing.assert_allclose([e["score"] for row in actual for e in row],
+                                   [e["score"] for row in expected for e in row], atol=1e-6)
+
+    assert predict.main(["--model", os.path.dirname(export), *pipeline.SMOKE_TEXTS]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["text"] for line in lines] == list(pipeline.SMOKE_TEXTS)
+    assert_entities([line["entities"] for line in lines], checked)
+    assert_entities(NerPredictor.load(export)(list(pipeline.SMOKE_TEXTS)), checked)
+    # A REST predict body: the signature's padded outputs, num_entities of them real.
+    response = json.loads(rest.to_json(ServedModel.load(export).rest_predict(
+        {"instances": list(pipeline.SMOKE_TEXTS)})))
+    assert [p["num_entities"] for p in response["predictions"]] == [len(row) for row in checked]
+    for prediction, row in zip(response["predictions"], checked):
+        assert prediction["word"][:len(row)] == [e["word"] for e in row]
+        assert prediction["start"][:len(row)] == [e["start"] for e in row]
+
+
+def test_the_exports_warmup_requests_replay_on_its_signature(ner_run):
+    export = ner_run["export"]
+    results = warmup.replay_warmup_requests(export, tf.saved_model.load(export).signatures)
+    assert [name for name, _ in results] == ["serving_default"] * 2
+    assert [outputs["num_tokens"].shape for _, outputs in results] == [(1,), (len(warmup.WARMUP_TEXTS),)]
+    texts = [text.encode() for text in warmup.WARMUP_TEXTS]
+    expected = NerPredictor.load(export)(list(warmup.WARMUP_TEXTS))
+    assert results[1][1]["num_entities"].tolist() == [len(row) for row in expected]
+    assert results[1][1]["num_tokens"][texts.index(b"")] == 0
+
+
 def test_casing_run_exports_the_casing_feature(data_root, tiny_bert, tmp_path):
     metrics = run(data_root, tiny_bert, tmp_path / "run", tmp_path / "saved", "--epochs", "1", "--casing",
                   "--context", "sentence", "--subword-labels", "ignore", "--decoding", "iob")
     assert metrics["validation"]["decoding"] == "iob"
+    assert metrics["weights"] == "last_epoch"  # Neither --average-snapshots nor --restore-best-epoch.
     assert "hf_pipeline_parity" not in metrics  # HF's tokenizer cannot give the casing ids.
     smoke = metrics["export"]["smoke_entities"]
     assert len(smoke) == len(pipeline.SMOKE_TEXTS) and smoke[1] == [] and smoke[2] == []
@@ -127,20 +226,62 @@ def test_bad_arguments_are_one_line_errors(argv, message, capsys):
     assert info.value.code == 2 and message in capsys.readouterr().err
 
 
+def entity_counts(path, max_sentences):
+    """Entities of each type in the first ``max_sentences`` sentences of a CoNLL file, counted from its tags.
+
+    An entity starts at ``B-X``, or at an ``I-X`` that does not continue an ``X`` (IOB1), as conlleval counts.
+    """
+    counts, sentences, previous, in_sentence = collections.Counter(), 0, "O", False
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            fields = line.split()
+            if not fields or fields[0] == "-DOCSTART-":
+                if in_sentence:
+                    sentences += 1
+                    if sentences == max_sentences:
+                        break
+                in_sentence, previous = False, "O"
+                continue
+            in_sentence, tag = True, fields[-1]
+            if tag.startswith("B-") or (tag.startswith("I-") and previous[2:] != tag[2:]):
+                counts[tag[2:]] += 1
+            previous = tag
+    return dict(counts)
+
+
 @pytest.mark.integration
 @pytest.mark.slow
-def test_real_data_minilm_run_matches_the_hf_pipeline(data_dir, tmp_path):
+def test_real_data_minilm_run_matches_the_hf_pipeline_and_reports_its_figures(data_dir, tmp_path):
     """The shared CoNLL-2003 and the packaged MiniLM: a short run, then the predictor against HF's pipeline.
 
     Accuracy is not asserted here (600 sentences, one epoch: 75 steps, enough to tag some entities); the
-    full run's figures are in the README.
+    full run's figures are in the README. What the run reports is: metrics.json holds the figures ``main``
+    returned, each type's support is its number of entities in the data files, the report picture and
+    ``pipelines.compare`` show metrics.json's figures.
     """
-    metrics = pipeline.main(["--data-dir", data_dir, "--output-dir", str(tmp_path / "run"),
+    run_dir = tmp_path / "run"
+    metrics = pipeline.main(["--data-dir", data_dir, "--output-dir", str(run_dir),
                              "--export-dir", str(tmp_path / "saved"), "--max-train-examples", "600",
                              "--max-eval-examples", "120", "--epochs", "1", "--max-length", "128",
                              "--context", "sentence", "--batch-size", "8"])
     parity = metrics["hf_pipeline_parity"]
     assert parity["texts"] == 50 and parity["same_groups_and_offsets"] and parity["max_score_difference"] < 1e-4
     assert parity["entities"] > 0, "the short run should already tag a few entities"
-    assert metrics["validation"]["num_sentences"] == 120 and 0 <= metrics["test"]["f1"] <= 1
     assert os.path.isdir(metrics["export"]["path"])
+    with open(run_dir / "metrics.json", encoding="utf-8") as f:
+        written = json.load(f)
+    drawn = read_plot_data(str(run_dir / "entity_scores.png"))
+    for split, file in (("validation", "valid.txt"), ("test", "test.txt")):
+        report = written[split]
+        assert report == json.loads(json.dumps(metrics[split]))
+        supports = {name: values["support"] for name, values in report["per_type"].items() if values["support"]}
+        assert supports == entity_counts(os.path.join(data_dir, "conll2003", file), 120)
+        assert report["num_entities"] == sum(supports.values()) and report["num_sentences"] == 120
+        for name, values in [("ALL", report), *report["per_type"].items()]:
+            precision, recall, f1 = values["precision"], values["recall"], values["f1"]
+            assert f1 == pytest.approx(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+            assert drawn[split][name] == {"precision": precision, "recall": recall, "f1": f1,
+                                          "support": values.get("support", report["num_entities"])}
+    summary = summarize_run(str(run_dir))
+    assert (summary["metric"], summary["test"], summary["validation"]) == (
+        "entity F1", written["test"]["f1"], written["validation"]["f1"])

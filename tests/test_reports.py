@@ -1,10 +1,14 @@
 """Run reports: the PNGs every fit run writes beside metrics.json, their numbers, and `pipelines.compare`.
 
-A tiny custom-Transformer run (pipelines.agnews_transformer, tiny fixture data)
-and a tiny frozen-encoder stage (`tfnlp.training.classification.train_frozen_head`,
-the path of both BERT classifier scripts) must leave ``curves.png`` and
-``confusion_matrix.png`` beside their metrics.json, the confusion matrix holding
-metrics.json's counts; NER metrics give ``entity_scores.png``.
+A tiny custom-Transformer run (`conftest.classifier_run`: pipelines.agnews_transformer
+on tiny fixture data) and a tiny frozen-encoder stage
+(`tfnlp.training.classification.train_frozen_head`, the path of both BERT
+classifier scripts) must leave ``curves.png`` and ``confusion_matrix.png``
+beside their metrics.json, the confusion matrix holding metrics.json's counts;
+NER figures (`tfnlp.training.ner_metrics.entity_report`) give
+``entity_scores.png``. The NER run's own report and its row in
+``pipelines.compare`` are tested on the tiny NER run in test_ner_pipeline.py,
+a two-stage run's in test_agnews_hf_bert.py.
 """
 
 import csv
@@ -20,27 +24,16 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from helpers import AG_NEWS_CLASS_NAMES as CLASS_NAMES, topic_rows, write_ag_news_folder
-from pipelines import agnews_transformer, compare
+from helpers import AG_NEWS_CLASS_NAMES as CLASS_NAMES
+from pipelines import compare
 from tfnlp.plots import confusion as confusion_module, read_plot_data
 from tfnlp.plots.confusion import plot_confusion_matrix
 from tfnlp.training import Runtime, RuntimeArguments
 from tfnlp.training.classification import train_frozen_head
+from tfnlp.training.ner_metrics import entity_report
 from tfnlp.training.report import read_history, summarize_run, write_run_report
 
-TINY = ["--tokenizer", "text_vectorization", "--no-pretrained-embeddings", "--embedding-dim", "8",
-        "--num-heads", "2", "--intermediate-dim", "8", "--sequence-length", "32", "--epochs", "3",
-        "--batch-size", "8", "--distillation-weight", "0", "--export-dir", ""]
 PNG = b"\x89PNG\r\n\x1a\n"
-
-NER_SCORES = {
-    "validation": {"precision": 0.75, "recall": 0.6, "f1": 0.6667,
-                   "per_type": {"PER": {"precision": 1.0, "recall": 0.5, "f1": 0.6667, "number": 4},
-                                "LOC": {"precision": 0.5, "recall": 1.0, "f1": 0.6667, "number": 1}}},
-    "test": {"precision": 0.8, "recall": 0.4, "f1": 0.5333,
-             "per_type": {"PER": {"precision": 0.9, "recall": 0.3, "f1": 0.45, "number": 10},
-                          "ORG": {"precision": 0.7, "recall": 0.5, "f1": 0.5833, "number": 2}}},
-}
 
 
 def read_json(path):
@@ -99,28 +92,42 @@ def test_history_keeps_the_latest_training_with_all_its_sessions(tmp_path):
 
 
 def test_ner_metrics_give_entity_score_bars(tmp_path):
+    # The figures as `entity_report` (the NER evaluation) gives them: validation 3 PER and 1 LOC, test 2 PER, 1 ORG.
+    true = {"validation": [["B-PER", "I-PER", "O", "B-LOC"], ["B-PER", "O"], ["O", "B-PER"]],
+            "test": [["B-PER", "O", "B-ORG", "I-ORG"], ["B-PER"]]}
+    predicted = {"validation": [["B-PER", "I-PER", "O", "B-ORG"], ["B-PER", "O"], ["O", "O"]],
+                 "test": [["B-PER", "O", "B-ORG", "I-ORG"], ["B-LOC"]]}
+    metrics = {split: entity_report(true[split], predicted[split]) for split in true}
     (tmp_path / "history.csv").write_text("epoch,loss,val_loss\n0,0.9,0.8\n1,0.5,0.6\n")
-    written = write_run_report(str(tmp_path), NER_SCORES)
+    written = write_run_report(str(tmp_path), metrics)
     assert written == {"curves": "curves.png", "entity_scores": "entity_scores.png"}
     for name in written.values():
         assert_png(tmp_path / name)
     drawn = read_plot_data(str(tmp_path / "entity_scores.png"))
     assert set(drawn) == {"validation", "test"}
-    for split, scores in NER_SCORES.items():
+    assert {name: row["support"] for name, row in drawn["validation"].items()} == {"PER": 3, "LOC": 1, "ORG": 0,
+                                                                                   "ALL": 4}
+    assert {name: row["support"] for name, row in drawn["test"].items()} == {"PER": 2, "ORG": 1, "LOC": 0, "ALL": 3}
+    for split, scores in metrics.items():
         assert set(drawn[split]) == set(scores["per_type"]) | {"ALL"}
         for entity, values in scores["per_type"].items():
-            assert drawn[split][entity] == {key: values[key] for key in ("precision", "recall", "f1")}
-        assert drawn[split]["ALL"] == {key: scores[key] for key in ("precision", "recall", "f1")}
+            assert drawn[split][entity] == {key: values[key] for key in ("precision", "recall", "f1", "support")}
+        assert drawn[split]["ALL"] == {**{key: scores[key] for key in ("precision", "recall", "f1")},
+                                       "support": scores["num_entities"]}
     assert read_plot_data(str(tmp_path / "curves.png"))["val_loss"] == [0.8, 0.6]
 
 
+def test_entity_scores_without_supports_are_refused(tmp_path):
+    scores = {"precision": 1.0, "recall": 1.0, "f1": 1.0, "per_type": {"PER": {"precision": 1.0, "recall": 1.0,
+                                                                                "f1": 1.0}}}
+    with pytest.raises(ValueError, match="test: per_type PER has no 'support'"):
+        write_run_report(str(tmp_path), {"test": scores})
+
+
 @pytest.fixture(scope="module")
-def transformer_run(tmp_path_factory):
-    """A finished tiny agnews_transformer run (3 epochs): its output folder."""
-    data = write_ag_news_folder(tmp_path_factory.mktemp("data"), topic_rows(40, seed=0), topic_rows(12, seed=1))
-    output_dir = str(tmp_path_factory.mktemp("runs") / "agnews_transformer")
-    agnews_transformer.main(["--data-dir", data, "--output-dir", output_dir, "--validation-size", "8", *TINY])
-    return output_dir
+def transformer_run(classifier_run):
+    """The shared tiny agnews_transformer run's output folder (3 epochs)."""
+    return classifier_run["run"]
 
 
 def test_fit_run_writes_curves_and_confusion_matrix_beside_metrics(transformer_run):
@@ -162,36 +169,20 @@ def test_frozen_stage_of_the_bert_classifiers_writes_its_report(tmp_path):
 
 
 def test_compare_prints_a_table_and_plots_the_runs_curves(transformer_run, tmp_path, capsys):
-    # A two-stage run (the BERT scripts' layout: figures per stage, curves in the stage folders) and a NER run.
-    two_stage = tmp_path / "agnews_hf_bert"
-    (two_stage / "fine_tune").mkdir(parents=True)
-    (two_stage / "metrics.json").write_text(json.dumps({
-        "frozen": {"test": {"accuracy": 0.5}},
-        "fine_tune": {"test": {"accuracy": 0.875, "macro_f1": 0.8612}, "validation_accuracy": 0.9,
-                      "train_wall_seconds": 1234.4, "train_examples_per_second": 30.25}}))
-    (two_stage / "fine_tune" / "history.csv").write_text("epoch,loss,accuracy,val_loss,val_accuracy\n"
-                                                         "0,0.7,0.8,0.5,0.85\n1,0.4,0.9,0.45,0.9\n")
-    ner = tmp_path / "conll_ner"
-    ner.mkdir()
-    (ner / "metrics.json").write_text(json.dumps({**NER_SCORES, "train_wall_seconds": 99.0}))
     out = tmp_path / "comparison.png"
-
-    result = compare.main([transformer_run, str(two_stage), str(ner), "--out", str(out)])
+    result = compare.main([transformer_run, "--out", str(out)])
     table = capsys.readouterr().out.strip().splitlines()
     metrics = read_json(os.path.join(transformer_run, "metrics.json"))
-    assert table[0].startswith("| run | metric | test | validation |") and len(table) == 5
-    assert table[2].split(" | ")[1:4] == ["accuracy", f"{metrics['test']['accuracy']:.4f}",
-                                           f"{metrics['validation_accuracy']:.4f}"]
-    assert table[2].split(" | ")[5] == "3"  # Epochs.
-    assert table[3] == f"| {two_stage} (fine_tune) | accuracy | 0.8750 | 0.9000 | 0.8612 | 2 | 1,234 | 30.2 |"
-    assert table[4] == f"| {ner} | entity F1 | 0.5333 | 0.6667 |  |  | 99 |  |"
-    assert result["plot"] == str(out)
+    assert table[0].startswith("| run | metric | test | validation |") and len(table) == 3
+    assert table[2] == (f"| {transformer_run} | accuracy | {metrics['test']['accuracy']:.4f} | "
+                        f"{metrics['validation_accuracy']:.4f} | {metrics['test']['macro_f1']:.4f} | 3 | "
+                        f"{metrics['train_wall_seconds']:,.0f} | {metrics['train_examples_per_second']:,.1f} |")
+    assert result["runs"][0]["stage"] is None and result["plot"] == str(out)
     assert_png(out)
     drawn = read_plot_data(str(out))
-    assert set(drawn) == {"agnews_transformer", "agnews_hf_bert/fine_tune"}
-    assert drawn["agnews_hf_bert/fine_tune"]["val_accuracy"] == [0.85, 0.9]
-    np.testing.assert_allclose(drawn["agnews_transformer"]["val_loss"], history_column(transformer_run, "val_loss"))
-    assert summarize_run(str(two_stage))["stage"] == "fine_tune"
+    assert set(drawn) == {"agnews_transformer"}
+    for column in ("loss", "val_loss", "accuracy", "val_accuracy"):
+        np.testing.assert_allclose(drawn["agnews_transformer"][column], history_column(transformer_run, column))
 
 
 def test_compare_rejects_a_folder_without_metrics(tmp_path, capsys):
@@ -202,3 +193,11 @@ def test_compare_rejects_a_folder_without_metrics(tmp_path, capsys):
     assert exit_info.value.code == 1
     error = capsys.readouterr().err.strip().splitlines()
     assert error == [f"error: {tmp_path}/metrics.json: no such file (is {tmp_path} a finished run's --output-dir?)"]
+
+
+def test_summarize_run_rejects_figures_no_fit_script_writes(tmp_path):
+    from tfnlp.errors import ConfigurationError
+
+    (tmp_path / "metrics.json").write_text(json.dumps({"test": {"loss": 0.25}}))
+    with pytest.raises(ConfigurationError, match="neither a classifier's \\(accuracy\\) nor a NER run's"):
+        summarize_run(str(tmp_path))

@@ -8,18 +8,16 @@ import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 
 import pytest
 
-from conftest import TINY_VOCAB
 from pipelines import bench_junk_load, bench_serving
-from serving_modules import TinyNerModule, TwoSignatureClassifier
-from tfnlp.serving import export_saved_model
+from serving_modules import copy_export
 
 
 @pytest.fixture(scope="module")
-def saved_models(tmp_path_factory):
+def saved_models(tiny_exports, tmp_path_factory):
+    """A saved_models folder of the tiny exports made by the real serving modules (`conftest.tiny_exports`)."""
     root = tmp_path_factory.mktemp("saved_models")
-    classifier, ner = TwoSignatureClassifier(TINY_VOCAB), TinyNerModule()
-    export_saved_model(classifier, str(root / "agnews_transformer"), classifier.signatures())
-    export_saved_model(ner, str(root / "conll_ner"), ner.signatures())
+    copy_export(tiny_exports["classifier"], str(root / "agnews_transformer"))
+    copy_export(tiny_exports["ner"], str(root / "conll_ner"))
     return root
 
 

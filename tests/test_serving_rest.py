@@ -14,24 +14,22 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
-from conftest import TINY_VOCAB
 from pipelines import predict
-from serving_modules import CLASS_NAMES, IDS_INPUTS, TinyNerModule, TwoSignatureClassifier
-from tfnlp.serving import ServedModel, export_saved_model, rest, warmup
+from serving_modules import CLASS_NAMES, IDS_INPUTS, MAX_LENGTH, copy_export
+from tfnlp.serving import ServedModel, rest, warmup
 from tfnlp.serving.served_model import CLASSIFIER, NER, signature_kind
 
 TEXT_SPECS = {"text": tf.TensorSpec([None], tf.string, name="text")}
 IDS_SPECS = {key: tf.TensorSpec([None, None], tf.int32, name=key) for key in IDS_INPUTS}
+PERSON_SCORE = 1 / (1 + 8 * math.exp(-8))  # The tiny NER rule's softmax: logit 4 on B-PER, -4 on the 8 others.
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    """The tiny classifier and NER module exported under one saved_models folder: {name: version folder}."""
+def models(tiny_exports, tmp_path_factory):
+    """The tiny classifier and NER exports (`conftest.tiny_exports`: the real serving modules and export functions
+    around toy models) under one saved_models folder: {"root": the folder, name: version folder}."""
     root = tmp_path_factory.mktemp("saved_models")
-    classifier, ner = TwoSignatureClassifier(TINY_VOCAB), TinyNerModule()
-    return {"root": str(root),
-            "classifier": export_saved_model(classifier, str(root / "classifier"), classifier.signatures()),
-            "ner": export_saved_model(ner, str(root / "ner"), ner.signatures())}
+    return {"root": str(root), **{name: copy_export(path, str(root / name)) for name, path in tiny_exports.items()}}
 
 
 @pytest.fixture(scope="module")
@@ -164,11 +162,16 @@ def test_rest_predict_errors(classifier):
         classifier.rest_predict({"signature_name": "serving_x", "instances": ["a"]})
     with pytest.raises(rest.RestError, match="input 'text' has shape"):
         classifier.rest_predict({"inputs": "a scalar"})
-    bad_ids = {"signature_name": "serving_ids", "inputs": {"input_ids": [[99999]], "attention_mask": [[1]],
-                                                           "token_type_ids": [[0]]}}
-    # Out of the vocabulary: the signature fails and the server answers 400 with the op's message.
-    with pytest.raises(rest.RestError, match=r"^indices\[0,0\] = 99999 is not in \[0, 31\)"):
-        classifier.rest_predict(bad_ids)
+    # Ids the serving module's checks reject: the signature fails and the server answers 400 with the check's message.
+    for inputs, message in [({"input_ids": [[99999]]}, "input_ids must be < the vocabulary size 31"),
+                            ({"attention_mask": [[2]]}, "attention_mask must hold 0 or 1"),
+                            ({"input_ids": [[3] * (MAX_LENGTH + 1)], "attention_mask": [[1] * (MAX_LENGTH + 1)],
+                              "token_type_ids": [[0] * (MAX_LENGTH + 1)]}, f"sequences must be at most {MAX_LENGTH}")]:
+        bad_ids = {"signature_name": "serving_ids",
+                   "inputs": {"input_ids": [[8]], "attention_mask": [[1]], "token_type_ids": [[0]], **inputs}}
+        with pytest.raises(rest.RestError) as info:
+            classifier.rest_predict(bad_ids)
+        assert str(info.value).startswith(f"assertion failed: [{message}") and "\n" not in str(info.value)
 
 
 def test_grpc_predict_request_and_response(classifier):
@@ -204,10 +207,12 @@ def test_classifier_records(classifier):
 
 def test_ner_records_are_hf_pipeline_entities(ner):
     (record,) = ner.predict_texts(["John lives in New York ."])
-    assert json.loads(rest.to_json(record)) == {"text": "John lives in New York .", "entities": [
-        {"entity_group": "PER", "score": 0.875, "word": "John", "start": 0, "end": 4},
-        {"entity_group": "PER", "score": 0.875, "word": "New", "start": 14, "end": 17},
-        {"entity_group": "PER", "score": 0.875, "word": "York", "start": 18, "end": 22}]}
+    record = json.loads(rest.to_json(record))
+    assert record == {"text": "John lives in New York .", "entities": [
+        {"entity_group": "PER", "score": record["entities"][0]["score"], "word": "John", "start": 0, "end": 4},
+        {"entity_group": "PER", "score": record["entities"][0]["score"], "word": "New", "start": 14, "end": 17},
+        {"entity_group": "PER", "score": record["entities"][0]["score"], "word": "York", "start": 18, "end": 22}]}
+    assert record["entities"][0]["score"] == pytest.approx(PERSON_SCORE, rel=1e-6)
     assert [r["entities"] for r in ner.predict_texts(["", "no names here"])] == [[], []]
     # Offsets count characters, not bytes: the text's own slices give the words back.
     (record,) = ner.predict_texts(["naïve Zoë met Émile"])
@@ -243,7 +248,8 @@ def test_predict_prints_entities_for_ner_models(models, capsys):
     code, out = run_predict(capsys, "--model", models["root"] + "/ner", "Angela met Barack in Berlin")
     (line,) = [json.loads(line) for line in out.splitlines()]
     assert [entity["word"] for entity in line["entities"]] == ["Angela", "Barack", "Berlin"]
-    assert line["entities"][2] == {"entity_group": "PER", "score": 0.875, "word": "Berlin", "start": 21, "end": 27}
+    assert line["entities"][2] == {"entity_group": "PER", "score": pytest.approx(PERSON_SCORE, rel=1e-6),
+                                   "word": "Berlin", "start": 21, "end": 27}
 
 
 def test_predict_answers_rest_bodies_as_tf_serving(models, capsys, tmp_path, monkeypatch):

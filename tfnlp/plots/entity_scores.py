@@ -13,21 +13,26 @@ def plot_entity_scores(splits, path, *, title=None):
     Args:
         splits: dict. Split name (e.g. ``"validation"``, ``"test"``) -> seqeval-style scores: ``precision``,
             ``recall``, ``f1`` (all entities) and ``per_type`` = {type: {"precision", "recall", "f1",
-            "number"}} (`tfnlp.training.ner_metrics`).
+            "support"}}, ``support`` being the number of true entities of the type: the figures of
+            `tfnlp.training.ner_metrics.entity_report`.
         path: str. The PNG to write (atomically).
         title: str or None. Figure title.
 
     Returns:
-        str. ``path``. The PNG stores ``{split: {type: {score: value}}}``, the overall scores under ``"ALL"``.
+        str. ``path``. The PNG stores what it shows, ``{split: {type: {"precision", "recall", "f1", "support"}}}``,
+        all entities under ``"ALL"`` (their support is the sum of the types').
+
+    Raises:
+        ValueError: no splits, a split without ``per_type`` figures, or a type without its ``support``.
 
     Example:
     >>> import os, tempfile
-    >>> scores = {"precision": 0.5, "recall": 1.0, "f1": 2 / 3,
-    ...           "per_type": {"PER": {"precision": 0.5, "recall": 1.0, "f1": 2 / 3, "number": 1}}}
+    >>> from tfnlp.training.ner_metrics import entity_report
+    >>> scores = entity_report([["B-PER", "O"], ["B-PER"]], [["B-PER", "B-PER"], ["B-PER"]])
     >>> path = plot_entity_scores({"test": scores}, os.path.join(tempfile.mkdtemp(), "entities.png"))
     >>> from tfnlp.plots.png import read_plot_data
-    >>> read_plot_data(path)["test"]["PER"]["recall"]
-    1.0
+    >>> read_plot_data(path)["test"]["PER"]
+    {'f1': 0.8, 'precision': 0.6666666666666666, 'recall': 1.0, 'support': 2}
     """
     from matplotlib.figure import Figure  # No pyplot: no global state, no display needed.
 
@@ -42,10 +47,15 @@ def plot_entity_scores(splits, path, *, title=None):
         per_type = dict(scores.get("per_type") or {})
         if not per_type:
             raise ValueError(f"{split}: no per_type scores to draw")
-        rows = {name: {score: float(values[score]) for score in SCORES} for name, values in sorted(per_type.items())}
-        rows["ALL"] = {score: float(scores[score]) for score in SCORES}
-        counts = {name: int(values.get("number", 0)) for name, values in per_type.items()}
-        labels = [f"{name}\n({counts[name]})" if name in counts else "all\nentities" for name in rows]
+        for name, values in per_type.items():
+            if "support" not in values:
+                raise ValueError(f"{split}: per_type {name} has no 'support' (the number of its entities, as "
+                                 f"tfnlp.training.ner_metrics.entity_report gives it)")
+        rows = {name: {**{score: float(values[score]) for score in SCORES}, "support": int(values["support"])}
+                for name, values in sorted(per_type.items())}
+        rows["ALL"] = {**{score: float(scores[score]) for score in SCORES},
+                       "support": sum(row["support"] for row in rows.values())}
+        labels = [f"{'all' if name == 'ALL' else name}\n({row['support']})" for name, row in rows.items()]
         positions = np.arange(len(rows))
         for k, score in enumerate(SCORES):
             values = [row[score] for row in rows.values()]

@@ -102,8 +102,10 @@ def write_run_report(output_dir, metrics):
 
     Example (a NER run's figures; `pipelines.conll_ner` calls it before writing metrics.json):
     >>> import tempfile
-    >>> scores = {"precision": 0.8, "recall": 0.6, "f1": 0.6857,
-    ...           "per_type": {"LOC": {"precision": 0.8, "recall": 0.6, "f1": 0.6857, "number": 5}}}
+    >>> from tfnlp.training.ner_metrics import entity_report
+    >>> scores = entity_report([["B-LOC", "I-LOC", "O"], ["B-LOC"]], [["B-LOC", "I-LOC", "O"], ["O"]])
+    >>> scores["per_type"]["LOC"]
+    {'precision': 1.0, 'recall': 0.5, 'f1': 0.6666666666666666, 'support': 2}
     >>> write_run_report(tempfile.mkdtemp(), {"validation": scores, "test": scores})
     {'entity_scores': 'entity_scores.png'}
     """
@@ -139,7 +141,8 @@ def summarize_run(run_dir):
             folders.
 
     Returns:
-        dict: ``run`` (the folder), ``metric`` (``accuracy`` or ``entity F1``), ``test`` and ``validation``
+        dict: ``run`` (the folder), ``metric`` (``accuracy`` for classifiers, ``entity F1`` for NER runs, whose
+        figures also hold the word tags' accuracy), ``test`` and ``validation``
         (that metric), ``macro_f1`` (classifiers), ``epochs``, ``train_seconds``, ``examples_per_second``,
         ``history`` (`read_history` of the folder with the curves, or None) and ``stage`` (None for one-stage
         runs).
@@ -163,12 +166,18 @@ def summarize_run(run_dir):
             raise ConfigurationError(f"{path}: no test figures (neither 'test' nor a stage's)")
         figures, curves_dir = metrics[stage], os.path.join(run_dir, stage)
     test = figures["test"]
-    if "accuracy" in test:
+    # A NER run's figures (`tfnlp.training.ner_metrics.entity_report`) hold per_type, and also the word tags'
+    # accuracy, which is not its headline figure; a classifier's (`tfnlp.training.metrics.classification_report`)
+    # hold per_class.
+    if isinstance(test, dict) and "per_type" in test and "f1" in test:
+        metric, test_value, macro_f1 = "entity F1", test["f1"], None
+        validation = (figures.get("validation") or {}).get("f1")
+    elif isinstance(test, dict) and "accuracy" in test:
         metric, test_value, macro_f1 = "accuracy", test["accuracy"], test.get("macro_f1")
         validation = figures.get("validation_accuracy")
     else:
-        metric, test_value, macro_f1 = "entity F1", test["f1"], None
-        validation = (figures.get("validation") or {}).get("f1")
+        raise ConfigurationError(f"{path}: its test figures are neither a classifier's (accuracy) nor a NER "
+                                 f"run's (per_type, f1)")
     history = read_history(curves_dir)
     return {
         "run": run_dir, "stage": stage, "metric": metric, "test": test_value, "validation": validation,
