@@ -82,3 +82,11 @@ def test_bad_input_is_one_line_and_installs_nothing(tmp_path):
     assert result.returncode == 1 and result.stderr.strip() == (
         f"error: DATA={tmp_path / 'none'}: no such folder (leave DATA empty for tfds and HF datasets online)")
     assert not (tmp_path / "report.json").exists()
+
+
+def test_a_runtime_without_network_is_one_line_naming_the_host_and_the_way_out():
+    with pytest.raises(colab_setup.SetupError) as error:
+        colab_setup.check_network(["https://no-such-host.invalid/simple/"], "to install seqeval", REPO)
+    message = str(error.value)
+    assert message.startswith("no network: no-such-host.invalid:443: ") and "\n" not in message
+    assert "(needed to install seqeval)" in message and "MODELS = packaged" in message
