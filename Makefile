@@ -12,7 +12,7 @@ PYTHON_CHOSEN := $(if $(filter environment command,$(firstword $(origin PYTHON))
 TFNLP_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
 export TFNLP_DATA_DIR
 
-.PHONY: FORCE setup train train-hub-bert train-hf-bert train-ner export-hub-bert test test-fast bench clean
+.PHONY: FORCE setup train train-hub-bert train-hf-bert train-ner export-hub-bert test test-fast bench clean colab-rehearsal
 
 setup: $(STAMP)
 # Decided before any recipe runs: a PYTHON that cannot build the venv stops make with one line; a venv to
@@ -63,6 +63,11 @@ test-fast: setup  ## Unit tests only.
 
 bench: setup  ## Tokenization benchmark on the AG News test texts.
 	$(PY) -m pipelines.bench_tokenization
+
+# Needs only a Python 3 to start (not .venv): it builds its own Colab-like Python 3.13 environment, cached
+# outside the repository (tools/colab_rehearsal.py says how).
+colab-rehearsal:  ## notebooks/quickstart.ipynb top to bottom in a rehearsed Colab runtime (offline, quick settings).
+	$(PYTHON) tools/colab_rehearsal.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache tfnlp.egg-info
