@@ -55,11 +55,23 @@ export-hub-bert: setup  ## The packaged MiniLM as TF-Hub preprocessor + encoder 
 
 # Two pytest workers (pytest-xdist): on 2 cores one test's Python (imports, tracing, subprocess start-up)
 # overlaps another's TensorFlow kernels; --durations lists the slowest tests at the end.
-test: setup  ## The whole test suite (integration tests run when TFNLP_DATA_DIR is set).
-	$(PY) -m pytest -q -n 2 --dist worksteal --durations=30
+# Tiers (tests/conftest.py): tests marked `large` (a SIGKILL at every stage, multi-worker and mirrored runs, the
+# long real-data runs, option variants of whole pipeline runs, benchmarks) are skipped unless --run-large or
+# TFNLP_RUN_LARGE=1; `make test` leaves them out, `make test-large` runs only them, `make test-all` everything.
+PYTEST := $(PY) -m pytest -q -n 2 --dist worksteal --durations=30
+.PHONY: test-large test-all
 
-test-fast: setup  ## Unit tests only.
-	$(PY) -m pytest -q -m "not integration and not slow"
+test: setup  ## All but the large tier, in under 10 minutes on 2 cores (integration tests need TFNLP_DATA_DIR).
+	$(PYTEST)
+
+test-large: setup  ## Only the large tier: the heavy tests `make test` skips.
+	$(PYTEST) --run-large -m large
+
+test-all: setup  ## Everything: `make test` and the large tier in one session.
+	$(PYTEST) --run-large
+
+test-fast: setup  ## Unit tests only: no pipeline runs, no real data, no large tier.
+	$(PY) -m pytest -q -m "not integration and not slow and not large"
 
 bench: setup  ## Tokenization benchmark on the AG News test texts.
 	$(PY) -m pipelines.bench_tokenization

@@ -189,6 +189,21 @@ def topic_rows(count, seed):
     return rows
 
 
+# The vocabulary of `conftest.topic_bert`: the topic words, the rows' other words, "café" in pieces.
+TOPIC_VOCAB = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "'", "!", "report", "today", "officials",
+                "said", "the", "a", "in", "##s", "##ing", "caf", "##e"]
+               + [word for words in TOPIC_WORDS for word in words])
+
+
+def ag_news_rows():
+    """``(train, test)`` rows of `conftest.ag_news_root`: `topic_rows` (48 and 16), with an empty title, quotes and
+    commas, and a non-English text among the training rows."""
+    train = topic_rows(48, seed=0)
+    train[5] = ["2", "", "Empty title, \"quoted\" goal in the cup"]
+    train[6] = ["3", "Börse", "Aktien und shares: le marché a progressé de 2 %"]
+    return train, topic_rows(16, seed=1)
+
+
 def write_ag_news_folder(root, train_rows, test_rows):
     """Writes ``<root>/ag_news/{train,test}.csv`` and ``classes.txt``; returns ``root`` as a str."""
     folder = os.path.join(root, "ag_news")
