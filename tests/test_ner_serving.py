@@ -25,6 +25,7 @@ from tfnlp.models.bert_token_classifier import build_bert_token_classifier, toke
 from tfnlp.serving.entity_grouping import group_entities
 from tfnlp.serving.iob_decoding import iob_piece_labels, viterbi_decode, word_starts
 from tfnlp.serving.ner_predictor import NerPredictor, assert_same_entities, hf_pipeline_entities
+from tfnlp.serving.op_audit import audit_saved_model
 from tfnlp.serving.token_classifier_module import TokenClassifierModule, export_token_classifier
 from tfnlp.training.ner_metrics import decode_tags, iob_transitions
 
@@ -256,6 +257,9 @@ def test_export_reloads_without_tfnlp_and_gives_the_predictors_entities(tiny, tm
     assert_same_entities(reloaded, expected, atol=1e-5, context="fresh-process reload vs predictor")
     assert sum(map(len, expected)) > 150
     assert truncated == [False] * (len(texts) - 1) + [True]  # 1,800 pieces: read up to DEFAULT_MAX_PIECES.
+    # The cap keeps the graph to ops every model server since 2.12.0 has (core and tensorflow-text's ops_lib).
+    audit = audit_saved_model(result["path"])
+    assert audit.ok and str(audit.minimum_release()) == "2.12.0 or older", audit.to_dict()
 
 
 def test_casing_is_computed_in_the_export(tiny_folder, tmp_path):
