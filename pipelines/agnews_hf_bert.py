@@ -128,7 +128,7 @@ def run_fine_tuning(bert_classifier, batches, class_names, args, runtime, num_tr
 def export(bert_classifier, pretrained_folder, class_names, model_args, export_dir):
     """The two-signature SavedModel in ``<export_dir>/<version>/``, with the ``save_pretrained`` folder inside."""
     tokenizer = BertTokenizer.from_pretrained(pretrained_folder, sequence_length=model_args.sequence_length,
-                                              name="tokenizer")
+                                              return_num_truncated_tokens=True, name="tokenizer")
 
     def save_hf_model(version_folder):
         pretrained.save_pretrained(bert_classifier, os.path.join(version_folder, HF_MODEL_FOLDER), pretrained_folder)

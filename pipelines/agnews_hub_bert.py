@@ -199,7 +199,7 @@ def main(argv=None):
 
     if tune_args.export_dir:  # On every worker (saving reads distributed variables); the chief's is the export.
         serving_model = build_hub_bert_classifier(preprocess, classifier, len(class_names),
-                                                  seq_length=model_args.sequence_length)
+                                                  seq_length=model_args.sequence_length, return_truncated=True)
         metrics["export"] = export_text_classifier(serving_model, class_names,
                                                    runtime.worker_path(tune_args.export_dir))
     return write_two_stage_metrics(metrics, runtime, (FROZEN, FINE_TUNE), log=logger)

@@ -230,11 +230,21 @@ def compile_model(model, train_args, runtime, num_train_steps, num_classes):
 
 
 def export_model(model, vectorizer, sequence_length):
-    """Raw text -> logits: the tokenizer in front of the trained classifier."""
+    """Raw text -> ``{"logits", "truncated"}``: the tokenizer in front of the trained classifier.
+
+    ``truncated`` is True for a text with more tokens than the classifier reads (``sequence_length``,
+    ``[CLS]`` and ``[SEP]`` included for the WordPiece tokenizer, which cuts its own output; the
+    TextVectorization ids, padded with 0, are cut here).
+    """
     text = tf_keras.Input(shape=(), dtype=tf.string, name="text")
-    ids = vectorizer(text)
-    ids = ids["input_ids"] if isinstance(ids, dict) else ids
-    return tf_keras.Model(text, model(ids[:, :sequence_length]), name="agnews_transformer")
+    if isinstance(vectorizer, BertTokenizer):  # The same tokenizer, also counting the pieces it cuts.
+        features = BertTokenizer.from_config({**vectorizer.get_config(), "return_num_truncated_tokens": True})(text)
+        ids, truncated = features["input_ids"], features["num_truncated_tokens"] > 0
+    else:
+        ids = vectorizer(text)
+        truncated = tf.math.count_nonzero(ids, axis=1) > sequence_length
+    return tf_keras.Model(text, {"logits": model(ids[:, :sequence_length]), "truncated": truncated},
+                          name="agnews_transformer")
 
 
 def main(argv=None):

@@ -142,6 +142,7 @@ def run(model, args):
         raise ValueError(f"{model.path}: serving_default does not take texts (inputs {sorted(specs)})")
     input_name, kind = next(iter(specs)), model.kind()
     rows, failures, problems, by_kind = [], 0, [], {name: 0 for name in KINDS}
+    truncated = {name: 0 for name in KINDS}  # Texts the model said it read only the beginning of, by kind.
     batch, kinds, start, sent, done = [], [], time.perf_counter(), 0, 0  # done: texts answered.
 
     def report():
@@ -161,6 +162,8 @@ def run(model, args):
                                for key, value in function(**{input_name: tf.constant(batch)}).items()}
                     problems.extend(f"request {index} ({junk_kind}): {problem}"
                                     for problem in check_outputs(outputs, kind, batch))
+                    for name, cut in zip(kinds, outputs.get("truncated", ())):
+                        truncated[name] += bool(cut)
                 except tf.errors.OpError as e:
                     failures += 1
                     problems.append(f"request {index} ({junk_kind}) failed: {op_error_message(e)[:200]}")
@@ -175,7 +178,8 @@ def run(model, args):
         print(f"interrupted after {done} texts", flush=True)
         if done and (not rows or rows[-1]["requests"] != done):
             report()
-    return rows, {"failed": failures, "problems": problems, "by_kind": by_kind, "calls": sent, "complete": complete}
+    return rows, {"failed": failures, "problems": problems, "by_kind": by_kind, "calls": sent, "complete": complete,
+                  "truncated_by_kind": truncated if "truncated" in model.signature().structured_outputs else None}
 
 
 def summarize(rows):
@@ -234,13 +238,18 @@ def main(argv=None):
           f"{summary['rss_last_mb']:.1f} MB after {rows[-1]['requests']}: {summary['growth_percent']:+.1f}%; "
           f"last half {summary['late_growth_mb_per_1000']:+.2f} MB per 1,000 texts"
           + ("" if counts["complete"] else f" (interrupted: {rows[-1]['requests']} of {args.requests} texts)"))
+    if counts["truncated_by_kind"] is not None:
+        cut = {name: n for name, n in counts["truncated_by_kind"].items() if n}
+        print(f"texts marked truncated: {sum(cut.values())} "
+              f"({', '.join(f'{name} {n}' for name, n in cut.items()) or 'none'})")
     if args.output:
         from tfnlp.utils import atomic_write_json
 
         atomic_write_json(args.output, {"model": model.path, "arguments": vars(args), "rows": rows,
                                         "summary": summary, "complete": counts["complete"],
                                         "failed": counts["failed"], "problems": counts["problems"],
-                                        "by_kind": counts["by_kind"]})
+                                        "by_kind": counts["by_kind"],
+                                        "truncated_by_kind": counts["truncated_by_kind"]})
     if counts["failed"] or counts["problems"]:
         return 1
     return 0 if counts["complete"] else 130

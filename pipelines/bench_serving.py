@@ -36,18 +36,10 @@ from tfnlp import data
 from tfnlp.serving import warmup
 from tfnlp.serving.model_folders import ModelFolderError
 from tfnlp.serving.served_model import CLASSIFIER, NER, ServedModel, op_error_message
+from tfnlp.serving.throughput import benchmark_texts
 
 # p50 targets of one text, in ms, by model folder name (the deployment issue's).
 TARGETS_MS = {"agnews_transformer": 2.0, "agnews_hub_bert": 15.0, "agnews_hf_bert": 15.0, "conll_ner": 20.0}
-
-
-def benchmark_texts(kind, data_dir=None):
-    """The test texts for a kind of model: AG News test texts for classifiers, CoNLL-2003 test sentences for NER."""
-    if kind == NER:
-        examples = data.load_conll2003_examples("test", data_dir=data_dir)
-        return [" ".join(tokens) for tokens in examples.tokens], "CoNLL-2003 test"
-    dataset, _ = data.load_ag_news("test", data_dir=data_dir)
-    return [text.decode("utf-8") for text, _ in dataset.as_numpy_iterator()], "AG News test"
 
 
 def percentile(values, q):

@@ -9,10 +9,12 @@ The newest version of saved_models/<name> is loaded unless a version folder
 (or --version) is given. Texts come from the command line, else --file (one
 text per line), else standard input; they are run through the signature in
 batches of --batch-size. Classifiers print {"text", "label", "label_id",
-"score", "probabilities"}; NER models {"text", "entities": [{"entity_group",
-"score", "word", "start", "end"}]} with offsets in characters of the text (the
-fields of Hugging Face's token-classification pipeline). The kind of model is
-read from the signature's outputs.
+"score", "probabilities", "truncated"}; NER models {"text", "entities":
+[{"entity_group", "score", "word", "start", "end"}], "truncated"} with offsets
+in characters of the text (the fields of Hugging Face's token-classification
+pipeline); "truncated" is true for a text the model read only the beginning of
+(exports older than that output leave it out). The kind of model is read from
+the signature's outputs.
 
 --request takes a TF Serving REST predict body ({"instances": [...]} or
 {"inputs": {...}}, optional "signature_name"; "-" for standard input) and

@@ -1,25 +1,50 @@
-"""Write TF Serving's models.config: one entry per model folder under saved_models/.
+"""Write everything TF Serving needs to serve saved_models/: models, batching, monitoring, and the command lines.
 
-    python -m pipelines.serving_config                          # saved_models/models.config, local paths
-    python -m pipelines.serving_config --base-path /models      # paths as the tensorflow/serving container sees them
+    python -m pipelines.serving_config --measure                 # measure each export's batch throughput here
+    python -m pipelines.serving_config                           # reuse those measurements (or the defaults)
+    python -m pipelines.serving_config --base-path /models       # paths as the tensorflow/serving container sees them
 
 A model folder is a sub-folder holding at least one numbered version with a
-saved_model.pb (TF Serving's layout: saved_models/<model>/<version>/). Each
-entry serves the folder's newest version (--version-policy all: every version).
-Then start the model server on it:
+saved_model.pb (TF Serving's layout: saved_models/<model>/<version>/). Written
+into saved_models/:
 
-    tensorflow_model_server --port=8500 --rest_api_port=8501 \\
-        --model_config_file=saved_models/models.config --enable_model_warmup=true
+- models.config: one entry per model folder, serving its newest version
+  (--version-policy all: every version);
+- <model>/<version>/batching_params.pbtxt for each served version: the batch
+  sizes worth batching for that export, from its throughput curve, which
+  --measure measures here (texts per second through serving_default at batch
+  sizes 1, 2, 4, ..., 64 on AG News or CoNLL-2003 test texts; stored in
+  throughput_curves.json and reused by later runs); without a measurement,
+  DEFAULT_BATCH_SIZES. The curve is written in the file as comments;
+- batching_parameters.txt: the batch thread pool all models share (one thread
+  per core) and, for a server started without per-model parameters, the
+  smallest of the models' batch settings;
+- monitoring.config: Prometheus metrics on the REST port;
+- serving_commands.txt: the tensorflow_model_server and docker run command
+  lines (also printed), the docker image being the oldest TF Serving release
+  that runs every served export (the op audit, tfnlp.serving.op_audit).
+
+Each served version's warm-up requests are extended to one request of each
+allowed batch size per signature (requests larger than the largest are
+dropped: with batching on they would fail, and the version with them).
 """
 
 import argparse
+import json
 import os
 import sys
 
 from google.protobuf import text_format
 
 from tfnlp.serving.model_folders import ModelFolderError, find_model_folders
-from tfnlp.utils import atomic_write_text
+from tfnlp.utils import atomic_write_json, atomic_write_text
+
+CURVES_FILE = "throughput_curves.json"
+COMMANDS_FILE = "serving_commands.txt"
+# Without a measured curve: the sizes the MiniLM exports' curves chose on this project's 2-core machine
+# (README, Serving), and a queue of a few batches.
+DEFAULT_BATCH_SIZES = (1, 2, 4, 8)
+DEFAULT_MAX_ENQUEUED_BATCHES = 4
 
 
 def build_config(models, base_path, version_policy="latest"):
@@ -46,35 +71,219 @@ def build_config(models, base_path, version_policy="latest"):
     return config
 
 
+def served_versions(models, version_policy):
+    """``(name, version, version folder)`` of every version the server will load."""
+    return [(name, version, os.path.join(folder, str(version))) for name, folder, versions in models
+            for version in (versions if version_policy == "all" else versions[-1:])]
+
+
+def read_curves(path):
+    """The stored throughput curves (``{"<model>/<version>": {...}}``), empty if there are none yet."""
+    if not os.path.exists(path):
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            curves = json.load(f)
+    except (OSError, ValueError) as e:
+        raise ModelFolderError(path, f"not a throughput curves file ({e})") from e
+    if not isinstance(curves, dict):
+        raise ModelFolderError(path, "not a throughput curves file (expected a JSON object)")
+    return curves
+
+
+def measure(version_dir, args):
+    """Loads a version and measures its ``serving_default`` throughput curve; returns (record, loaded model)."""
+    from tfnlp.serving import throughput
+    from tfnlp.serving.served_model import ServedModel
+
+    model = ServedModel.load(version_dir)
+    specs = model.input_specs("serving_default")
+    if len(specs) != 1 or next(iter(specs.values())).dtype.name != "string":
+        raise ValueError(f"{version_dir}: serving_default does not take texts (inputs {sorted(specs)})")
+    texts, source = throughput.benchmark_texts(model.kind(), args.data_dir)
+    curve = throughput.measure_throughput(model.signature("serving_default"), next(iter(specs)), texts,
+                                          batch_sizes=args.batch_sizes, texts_per_size=args.measure_texts)
+    record = {"curve": curve, "texts": source, "machine": throughput.machine_description()}
+    return record, model
+
+
+def batch_settings(record, args):
+    """(allowed batch sizes, max_enqueued_batches, comment lines) from a curve record, or the defaults."""
+    from tfnlp.serving import server_config, throughput
+
+    if record is None:
+        return DEFAULT_BATCH_SIZES, DEFAULT_MAX_ENQUEUED_BATCHES, [
+            "No throughput measured for this version (python -m pipelines.serving_config --measure): "
+            f"the defaults, batch sizes {', '.join(map(str, DEFAULT_BATCH_SIZES))} (the MiniLM exports' choice on "
+            f"a 2-core machine), max_enqueued_batches {DEFAULT_MAX_ENQUEUED_BATCHES}."]
+    curve = record["curve"]
+    sizes = throughput.choose_batch_sizes(curve, args.min_gain)
+    point = next(p for p in curve if p["batch_size"] == sizes[-1])
+    queue = server_config.max_enqueued_batches(point, args.queue_seconds)
+    machine = record["machine"]
+    lines = [f"Throughput of serving_default measured on {machine['date']}, {machine['cores']} cores "
+             f"({machine['cpu']}; load average {machine['load_average'][0]}), {record['texts']} texts:"]
+    lines += [f"  batch {p['batch_size']:>3}: {p['texts_per_second']:8.1f} texts/s, "
+              f"{1000 * p['seconds_per_batch']:8.1f} ms per batch" for p in curve]
+    lines += [f"max_batch_size {sizes[-1]}: no larger batch gains {args.min_gain:.0%} more texts/s.",
+              f"max_enqueued_batches {queue}: about {args.queue_seconds:g} s of work at "
+              f"{point['texts_per_second']:.1f} texts/s; further requests are refused (UNAVAILABLE) "
+              "instead of waiting longer."]
+    return sizes, queue, lines
+
+
+def per_model_comments(name, version, sizes, lines):
+    return [f"TF Serving batching parameters of {name} version {version} (--enable_batching "
+            "--enable_per_model_batching_parameters), written by python -m pipelines.serving_config.", *lines,
+            f"A request of more than {sizes[-1]} texts is refused (\"Task size ... is larger than maximum input "
+            "batch size\"): send at most that many.",
+            "A batch is padded to the next allowed size by repeating one of its texts.",
+            "batch_timeout_micros 0 (the empty wrapper): a batch takes the requests already waiting, none is "
+            "held back (the batching guide's start for CPU servers; try 1000-10000 under heavy load).",
+            "pad_variable_length_inputs false: an ids signature (serving_ids) batches only requests of one length; "
+            "pad ids to one length in the client (the server would pad with the first id, attended)."]
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--saved-models-dir", default="saved_models", help="Folder of the model folders.")
-    parser.add_argument("--output", default=None, help="Where to write the config (default: "
+    parser.add_argument("--output", default=None, help="Where to write models.config (default: "
                                                        "<saved-models-dir>/models.config).")
     parser.add_argument("--base-path", default=None, help="The saved-models folder as the model server sees it, "
                                                           "e.g. /models in the tensorflow/serving container "
                                                           "(default: its absolute path here).")
     parser.add_argument("--version-policy", default="latest", choices=("latest", "all"),
                         help="Serve each model's newest version, or every version.")
-    return parser.parse_args(argv)
+    parser.add_argument("--measure", action="store_true",
+                        help=f"Measure each served version's throughput curve here (stored in {CURVES_FILE}).")
+    parser.add_argument("--data-dir", default=os.environ.get("TFNLP_DATA_DIR"),
+                        help="Folder holding ag_news/ and conll2003/ for --measure (default: $TFNLP_DATA_DIR).")
+    parser.add_argument("--batch-sizes", default="1,2,4,8,16,32,64", help="Batch sizes --measure times.")
+    parser.add_argument("--measure-texts", type=int, default=128, help="Texts timed per batch size and pass.")
+    parser.add_argument("--min-gain", type=float, default=0.10,
+                        help="Throughput a larger batch must add to be allowed (a fraction).")
+    parser.add_argument("--num-threads", type=int, default=os.cpu_count(),
+                        help="Cores the server gets: batch threads and TensorFlow's thread pools.")
+    parser.add_argument("--queue-seconds", type=float, default=1.0,
+                        help="Work a model's batch queue may hold, in seconds at the measured throughput.")
+    args = parser.parse_args(argv)
+    try:
+        args.batch_sizes = tuple(int(size) for size in args.batch_sizes.split(","))
+    except ValueError:
+        parser.error(f"--batch-sizes must be comma-separated ints, got {args.batch_sizes!r}")
+    if list(args.batch_sizes) != sorted(set(args.batch_sizes)) or args.batch_sizes[0] < 1:
+        parser.error("--batch-sizes must be ascending positive ints")
+    if args.measure_texts < 1 or args.num_threads < 1 or args.queue_seconds <= 0 or args.min_gain < 0:
+        parser.error("--measure-texts and --num-threads must be at least 1, --queue-seconds above 0, "
+                     "--min-gain at least 0")
+    return args
 
 
 def main(argv=None):
     args = parse_args(argv)
+    from tfnlp.data import DataSourceUnavailableError
+
     try:
-        models = find_model_folders(args.saved_models_dir)
-        if not models:
-            raise ModelFolderError(args.saved_models_dir, "holds no model folder (<model>/<version>/saved_model.pb)")
-        config = build_config(models, args.base_path, args.version_policy)
-    except (ModelFolderError, ValueError) as e:
+        return write_files(args)
+    except (ModelFolderError, DataSourceUnavailableError, ValueError) as e:
         sys.exit(f"serving_config: error: {e}")
-    output = args.output or os.path.join(args.saved_models_dir, "models.config")
-    text = text_format.MessageToString(config)
-    atomic_write_text(output, text)
-    for name, folder, versions in models:
-        print(f"{name}: {folder} (versions {', '.join(map(str, versions))})")
-    print(f"wrote {output} ({len(models)} models)")
-    return output
+
+
+def write_files(args):
+    """Writes every file (see the module docstring); returns a dict of what was written and decided."""
+    import tensorflow as tf
+
+    from tfnlp.serving import server_config, warmup
+    from tfnlp.serving.op_audit import audit_saved_model
+    from tfnlp.serving.served_model import ServedModel, op_error_message
+
+    root = args.saved_models_dir
+    models = find_model_folders(root)
+    if not models:
+        raise ModelFolderError(root, "holds no model folder (<model>/<version>/saved_model.pb)")
+    server_folder = (args.base_path or os.path.abspath(root)).rstrip("/")
+    versions = served_versions(models, args.version_policy)
+    release, release_reasons, unservable = server_config.oldest_release(
+        {f"{name}/{version}": audit_saved_model(path).minimum_release() for name, version, path in versions})
+    warnings = [f"WARNING: {key}: no TF Serving release runs it ({why}); the server will fail to load it: remove "
+                "it from the folder (or from models.config)" for key, why in unservable.items()]
+
+    curves_path = os.path.join(root, CURVES_FILE)
+    curves = read_curves(curves_path)
+    settings = {}
+    for name, version, path in versions:
+        key, loaded = f"{name}/{version}", None
+        if args.measure:
+            print(f"{key}: measuring serving_default at batch sizes {', '.join(map(str, args.batch_sizes))} ...",
+                  flush=True)
+            curves[key], loaded = measure(path, args)
+            atomic_write_json(curves_path, curves)
+        sizes, queue, lines = batch_settings(curves.get(key), args)
+        atomic_write_text(os.path.join(path, "batching_params.pbtxt"), server_config.to_text(
+            server_config.batching_parameters(sizes, max_enqueued_batches=queue),
+            per_model_comments(name, version, sizes, lines)))
+        loaded = loaded or ServedModel.load(path)
+        try:
+            added, dropped = warmup.cover_batch_sizes(path, loaded.signatures, sizes)
+        except tf.errors.OpError as e:
+            raise ValueError(f"{path}: a warm-up request of the allowed batch sizes fails: "
+                             f"{op_error_message(e)}") from None
+        settings[key] = {"allowed_batch_sizes": list(sizes), "max_enqueued_batches": queue,
+                         "measured": key in curves, "warmup_added": added, "warmup_dropped": dropped}
+        print(f"{key}: allowed batch sizes {', '.join(map(str, sizes))}, max_enqueued_batches {queue} "
+              f"({'measured curve' if key in curves else 'defaults'}); warm-up: {added} request(s) added, "
+              f"{dropped} dropped")
+        if key in curves:
+            print("\n".join("   " + line.strip() for line in lines[1:-2]))  # The curve.
+
+    smallest = min(settings.values(), key=lambda s: (s["allowed_batch_sizes"][-1], s["max_enqueued_batches"]))
+    global_text = server_config.to_text(
+        server_config.batching_parameters(
+            smallest["allowed_batch_sizes"], max_enqueued_batches=smallest["max_enqueued_batches"],
+            num_batch_threads=args.num_threads, thread_pool_name=server_config.THREAD_POOL_NAME),
+        ["TF Serving batching parameters for every model (--enable_batching --batching_parameters_file), written "
+         "by python -m pipelines.serving_config.",
+         f"num_batch_threads {args.num_threads}: one thread per core, shared by all models.",
+         "With --enable_per_model_batching_parameters only the thread pool is read from here; each version's "
+         "batching_params.pbtxt gives the rest.",
+         "Without it, these settings apply to every model: the smallest max_batch_size and queue of the served "
+         "versions (" + ", ".join(f"{key}: {s['allowed_batch_sizes'][-1]}" for key, s in settings.items()) + ")."])
+    files = {
+        "models.config": args.output or os.path.join(root, "models.config"),
+        "batching_parameters.txt": os.path.join(root, "batching_parameters.txt"),
+        "monitoring.config": os.path.join(root, "monitoring.config"),
+        COMMANDS_FILE: os.path.join(root, COMMANDS_FILE),
+    }
+    atomic_write_text(files["models.config"],
+                      text_format.MessageToString(build_config(models, args.base_path, args.version_policy)))
+    atomic_write_text(files["batching_parameters.txt"], global_text)
+    atomic_write_text(files["monitoring.config"], server_config.to_text(
+        server_config.monitoring_config(),
+        [f"Prometheus metrics at http://<host>:{server_config.REST_PORT}{server_config.PROMETHEUS_PATH} "
+         "(--monitoring_config_file; needs --rest_api_port)."]))
+
+    flags = server_config.server_flags(server_folder, num_threads=args.num_threads)
+    if args.output:  # models.config written elsewhere: point the server at it.
+        flags = [f"--model_config_file={os.path.abspath(args.output)}" if flag.startswith("--model_config_file=")
+                 else flag for flag in flags]
+    commands = (
+        "".join(f"# {warning}\n" for warning in warnings)
+        + f"# The oldest TF Serving release that runs every served export and flag: {release} "
+        f"(set by {'; '.join(release_reasons)}; python -m pipelines.audit_ops).\n"
+        f"# The files are read at {server_folder}/; the docker container mounts {os.path.abspath(root)} there.\n"
+        f"# {args.num_threads} cores: --cpus for docker, TensorFlow's thread pools and the batch threads.\n\n"
+        + server_config.model_server_command(flags) + "\n\n"
+        + server_config.docker_command(flags, release=release, local_folder=os.path.abspath(root),
+                                       server_folder=server_folder, num_threads=args.num_threads) + "\n")
+    atomic_write_text(files[COMMANDS_FILE], commands)
+    for name, folder, found in models:
+        print(f"{name}: {folder} (versions {', '.join(map(str, found))})")
+    print(f"wrote {', '.join(files.values())} ({len(models)} models) and {len(settings)} batching_params.pbtxt")
+    print(commands)
+    for warning in warnings:
+        print(warning, file=sys.stderr)
+    return {"files": files, "settings": settings, "release": release, "unservable": unservable, "flags": flags,
+            "commands": commands}
 
 
 if __name__ == "__main__":

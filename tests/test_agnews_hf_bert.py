@@ -291,6 +291,17 @@ def test_predict_rest_and_warmup_on_the_export(trained, capsys):
     np.testing.assert_allclose(results[1][1]["probabilities"], results[3][1]["probabilities"], atol=1e-5)
 
 
+def test_export_says_which_texts_it_cut_and_ids_are_never_cut(trained):
+    model = tf.saved_model.load(trained["export"])
+    texts = ["stocks report today " * 10, "stocks report today " * 10 + "stocks", "stocks"]  # 30, 31, 1 pieces.
+    by_text = model.signatures["serving_default"](text=tf.constant(texts))
+    assert by_text["truncated"].numpy().tolist() == [False, True, False]  # --sequence-length 32: [CLS] + 30 + [SEP].
+    ids = tf.constant([[2, 10, 3]], tf.int32)
+    by_ids = model.signatures["serving_ids"](input_ids=ids, attention_mask=tf.ones_like(ids),
+                                             token_type_ids=tf.zeros_like(ids))
+    assert by_ids["truncated"].numpy().tolist() == [False]
+
+
 @pytest.mark.parametrize("inputs, message", [
     ({"input_ids": [[2, 10**6, 3]]}, "vocabulary size"),
     ({"input_ids": [[2, -1, 3]]}, "input_ids must be >= 0"),

@@ -210,6 +210,10 @@ def test_export_is_the_first_version_and_serves_text(tv_run):
     outputs = serve(metrics["export"]["path"], SERVING_TEXTS)
     check_probabilities(outputs["probabilities"], len(SERVING_TEXTS))
     assert [CLASS_NAMES[i] for i in outputs["label_id"]] == [label.decode() for label in outputs["label"]]
+    # Only "stocks fell " * 8,000 has more than --sequence-length 32 tokens ("x" * 100,000 is one).
+    assert outputs["truncated"].tolist() == [text.startswith("stocks fell") for text in SERVING_TEXTS]
+    edge = serve(metrics["export"]["path"], ["stocks fell " * 16, "stocks fell " * 16 + "stocks"])["truncated"]
+    assert edge.tolist() == [False, True]  # 32 tokens are read whole, 33 are not.
 
 
 def test_export_loads_in_a_fresh_process_that_never_imports_tfnlp(tv_run, tmp_path):
@@ -242,6 +246,7 @@ def test_saved_model_cli_shows_the_serving_signature(tv_run):
     assert "outputs['probabilities'] tensor_info: dtype: DT_FLOAT shape: (-1, 4)" in squeezed
     assert "outputs['label_id'] tensor_info: dtype: DT_INT64 shape: (-1)" in squeezed
     assert "outputs['label'] tensor_info: dtype: DT_STRING shape: (-1)" in squeezed
+    assert "outputs['truncated'] tensor_info: dtype: DT_BOOL shape: (-1)" in squeezed
     assert "Method name is: tensorflow/serving/predict" in squeezed
 
 
@@ -294,7 +299,10 @@ def test_wordpiece_with_pretrained_embeddings_end_to_end(data_root, tmp_path):
     assert "without tensorflow_text: Op type not registered" in out
     probabilities = np.array(json.loads(out.strip().splitlines()[-1]), np.float32)
     check_probabilities(probabilities, len(SERVING_TEXTS))
-    np.testing.assert_allclose(probabilities, serve(path, SERVING_TEXTS)["probabilities"], atol=1e-6)
+    served = serve(path, SERVING_TEXTS)
+    np.testing.assert_allclose(probabilities, served["probabilities"], atol=1e-6)
+    # "x" * 100,000 is one [UNK] piece; "stocks fell " * 8,000 is cut to 30 pieces between [CLS] and [SEP].
+    assert served["truncated"].tolist() == [text.startswith("stocks fell") for text in SERVING_TEXTS]
 
 
 def test_jit_compile_run_of_the_lesson_args_file_with_overrides(data_root, tmp_path):

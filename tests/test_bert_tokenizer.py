@@ -67,6 +67,22 @@ def test_truncation_keeps_cls_and_sep(tiny_vocab_file):
     np.testing.assert_array_equal(outputs["input_ids"], [[CLS, THE, CAT, SAT, SEP], [CLS, CAT, SEP, PAD, PAD]])
 
 
+@pytest.mark.parametrize("padding", ["longest", "max_length"])
+def test_num_truncated_tokens_counts_the_pieces_cut(tiny_vocab_file, padding):
+    """HF's ``num_truncated_tokens``: 6 pieces in 5 tokens lose 3; ASCII (fast path) and other texts, words too."""
+    texts = ["the cat sat on the mat", "cat", "", "the cats", "ünaffable cat sat"]  # 6, 1, 0, 3, 5 pieces.
+    outputs = tokenize(BertTokenizer(tiny_vocab_file, sequence_length=5, padding=padding,
+                                     return_num_truncated_tokens=True), texts)
+    assert outputs["num_truncated_tokens"].tolist() == [3, 0, 0, 0, 2]
+    assert outputs["num_truncated_tokens"].dtype == np.int32
+    words = tokenize(BertTokenizer(tiny_vocab_file, sequence_length=4, is_split_into_words=True,
+                                   return_num_truncated_tokens=True), [["the", "cats"], ["cat"]])
+    assert words["num_truncated_tokens"].tolist() == [1, 0]
+    uncut = tokenize(BertTokenizer(tiny_vocab_file, sequence_length=5, truncation=False,
+                                   return_num_truncated_tokens=True), texts)
+    assert uncut["num_truncated_tokens"].tolist() == [0] * 5
+
+
 def test_without_truncation_sequences_keep_every_token(tiny_vocab_file):
     text = ["the cat sat on the mat"]
     longest = tokenize(BertTokenizer(tiny_vocab_file, sequence_length=5, truncation=False), text)

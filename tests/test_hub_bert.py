@@ -357,10 +357,11 @@ def test_export_serves_raw_text_in_a_fresh_process_without_tfnlp(data_root, arti
         import tensorflow as tf
         import tensorflow_text  # noqa: F401  (registers the preprocessor's ops)
         model = tf.saved_model.load(sys.argv[1])
-        texts = ["", "   ", "x" * 100000, "Учёные 😀", "stocks report today"]
+        texts = ["", "   ", "x" * 100000, "Учёные 😀", "stocks report today", "stocks report today " * 10]
         out = model.signatures["serving_default"](text=tf.constant(texts))
         assert "tfnlp" not in sys.modules
         print(json.dumps({"shape": out["probabilities"].shape.as_list(),
+                          "truncated": out["truncated"].numpy().tolist(),
                           "sums": out["probabilities"].numpy().sum(axis=1).tolist(),
                           "labels": [label.decode() for label in out["label"].numpy()]}))
     """)
@@ -368,7 +369,9 @@ def test_export_serves_raw_text_in_a_fresh_process_without_tfnlp(data_root, arti
                             text=True, cwd=str(tmp_path), env={**os.environ, "PYTHONPATH": ""}, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     outputs = json.loads(result.stdout.strip().splitlines()[-1])
-    assert outputs["shape"] == [5, 4]
+    assert outputs["shape"] == [6, 4]
+    # Only the last text has more pieces than --sequence-length 16 holds ("x" * 100,000 is one [UNK]).
+    assert outputs["truncated"] == [False] * 5 + [True]
     np.testing.assert_allclose(outputs["sums"], 1.0, atol=1e-5)
     assert set(outputs["labels"]) <= set(CLASS_NAMES)
     cli = subprocess.run([os.path.join(os.path.dirname(sys.executable), "saved_model_cli"), "show", "--dir",
@@ -376,7 +379,7 @@ def test_export_serves_raw_text_in_a_fresh_process_without_tfnlp(data_root, arti
                          capture_output=True, text=True, timeout=300)
     assert cli.returncode == 0, cli.stderr[-2000:]
     assert "inputs['text'] tensor_info" in cli.stdout and "dtype: DT_STRING" in cli.stdout
-    for output in ("probabilities", "label_id", "label"):
+    for output in ("probabilities", "label_id", "label", "truncated"):
         assert f"outputs['{output}']" in cli.stdout
 
 

@@ -25,6 +25,7 @@ from tfnlp.models.bert_token_classifier import build_bert_token_classifier, toke
 from tfnlp.serving.entity_grouping import group_entities
 from tfnlp.serving.iob_decoding import iob_piece_labels, viterbi_decode, word_starts
 from tfnlp.serving.ner_predictor import NerPredictor, assert_same_entities, hf_pipeline_entities
+from tfnlp.serving.op_audit import audit_saved_model
 from tfnlp.serving.token_classifier_module import TokenClassifierModule, export_token_classifier
 from tfnlp.training.ner_metrics import decode_tags, iob_transitions
 
@@ -125,10 +126,11 @@ def test_signature_outputs_follow_the_contract(tiny):
     outputs = module.serving_default(tf.constant(TEXTS + BAD_TEXTS))
     expected = {"entity_group": tf.string, "score": tf.float32, "word": tf.string, "start": tf.int64,
                 "end": tf.int64, "num_entities": tf.int64, "token_label": tf.string, "token_score": tf.float32,
-                "token_start": tf.int64, "token_end": tf.int64, "num_tokens": tf.int64}
+                "token_start": tf.int64, "token_end": tf.int64, "num_tokens": tf.int64, "truncated": tf.bool}
     assert {key: value.dtype for key, value in outputs.items()} == expected
     outputs = {key: value.numpy() for key, value in outputs.items()}
     batch = len(TEXTS + BAD_TEXTS)
+    assert outputs["truncated"].shape == (batch,) and not outputs["truncated"].any()  # All short.
     for key in ("entity_group", "score", "word", "start", "end"):
         assert outputs[key].shape == (batch, outputs["num_entities"].max())
     for key in ("token_label", "token_score", "token_start", "token_end"):
@@ -157,7 +159,8 @@ def test_bad_and_long_input_has_right_offsets(tiny, tiny_folder):
     """Empty, blank, invisible, non-Latin, unknown characters, and 20,000 characters read in overlapping windows."""
     long_text = ("John lives in New York, the cat sat on the mat! Москва 東京 " * 400)[:20_000]
     texts = BAD_TEXTS + [long_text]
-    outputs = tiny[3].raw_outputs(texts)
+    _, model, preprocessor, _ = tiny
+    outputs = NerPredictor.from_model(model, preprocessor, max_pieces=None).raw_outputs(texts)  # Read whole.
     tokenizer = BertTokenizerFast.from_pretrained(pretrained.resolve_pretrained(tiny_folder))
     for row, text in enumerate(texts):
         check_offsets(text, outputs, row, tokenizer)
@@ -165,6 +168,49 @@ def test_bad_and_long_input_has_right_offsets(tiny, tiny_folder):
     assert outputs["num_tokens"][-1] > 20 * MAX_LENGTH  # Many windows.
     assert outputs["token_end"][-1].max() == len(long_text.rstrip())  # The last piece is predicted too.
     assert outputs["num_entities"][-1] > 100
+    assert not outputs["truncated"].any()
+
+
+def test_a_text_longer_than_max_pieces_is_read_up_to_there_and_marked_truncated(tiny):
+    """The cap on the pieces read per text: a longer text keeps its first max_pieces pieces (their spans as read
+    whole), is marked truncated and costs fewer windows; a text of exactly max_pieces pieces is not cut."""
+    _, model, preprocessor, _ = tiny
+    sentence = "john lives in new york . "  # 6 pieces.
+    texts = [sentence * 20, sentence * 5, "hello world", ""]  # 120, 30, 2 and 0 pieces.
+    runs = {}
+    for max_pieces in (None, 30):
+        counting = WindowCounter(model)
+        module = TokenClassifierModule(counting, preprocessor, max_pieces=max_pieces)
+        runs[max_pieces] = NerPredictor(module.serving_default).raw_outputs(texts), int(counting.windows)
+    (whole, whole_windows), (capped, capped_windows) = runs[None], runs[30]
+    assert whole["num_tokens"].tolist() == [120, 30, 2, 0] and not whole["truncated"].any()
+    assert capped["truncated"].tolist() == [True, False, False, False]
+    assert capped["num_tokens"].tolist() == [30, 30, 2, 0]
+    for key in ("token_start", "token_end"):  # The first 30 pieces, as read whole.
+        np.testing.assert_array_equal(capped[key][0, :30], whole[key][0, :30])
+    assert capped["end"][0, :capped["num_entities"][0]].max() <= capped["token_end"][0, 29]
+    # Texts within the cap: the same answers.
+    np.testing.assert_array_equal(capped["num_entities"][1:], whole["num_entities"][1:])
+    np.testing.assert_array_equal(capped["token_label"][1:], whole["token_label"][1:, :30])
+    np.testing.assert_allclose(capped["token_score"][1:], whole["token_score"][1:, :30], atol=1e-5)
+    # What the model ran on (windows of 30 pieces, stride 10): read whole, the long text takes
+    # ceil((120 - 30) / 20) + 1 = 6 windows, capped one; the other three texts one each.
+    assert (whole_windows, capped_windows) == (6 + 3, 1 + 3)
+    with pytest.raises(ValueError, match="max_pieces"):
+        TokenClassifierModule(model, preprocessor, max_pieces=0)
+
+
+class WindowCounter(tf.Module):
+    """A token classifier that counts the windows it is run on."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.windows = tf.Variable(0)
+
+    def __call__(self, inputs, training=False):
+        self.windows.assign_add(tf.shape(inputs["input_ids"])[0])
+        return self.model(inputs, training=training)
 
 
 def test_long_text_takes_each_piece_from_its_window_with_most_context(tiny):
@@ -204,12 +250,16 @@ def test_export_reloads_without_tfnlp_and_gives_the_predictors_entities(tiny, tm
                       "end": int(outputs["end"][r, i])} for i in range(int(outputs["num_entities"][r]))]
                     for r in range(len(texts))]
         assert not any(name == "tfnlp" or name.startswith("tfnlp.") for name in sys.modules)
-        print(json.dumps(entities))
+        print(json.dumps([entities, outputs["truncated"].tolist()]))
     """, result["path"], texts_file, cwd=str(tmp_path))
-    reloaded = json.loads(stdout.strip().splitlines()[-1])
+    reloaded, truncated = json.loads(stdout.strip().splitlines()[-1])
     expected = predictor(texts)
     assert_same_entities(reloaded, expected, atol=1e-5, context="fresh-process reload vs predictor")
-    assert sum(map(len, expected)) > 300
+    assert sum(map(len, expected)) > 150
+    assert truncated == [False] * (len(texts) - 1) + [True]  # 1,800 pieces: read up to DEFAULT_MAX_PIECES.
+    # The cap keeps the graph to ops every model server since 2.12.0 has (core and tensorflow-text's ops_lib).
+    audit = audit_saved_model(result["path"])
+    assert audit.ok and str(audit.minimum_release()) == "2.12.0 or older", audit.to_dict()
 
 
 def test_casing_is_computed_in_the_export(tiny_folder, tmp_path):

@@ -143,6 +143,38 @@ def test_module_passes_probabilities_through_when_the_model_outputs_them():
     assert outputs["label"].numpy().tolist() == [b"short", b"long"]
 
 
+def test_module_outputs_truncated_when_the_model_reports_it_and_ids_are_never_cut(tiny_vocab_file):
+    tokenizer = BertTokenizer(tiny_vocab_file, sequence_length=5, return_num_truncated_tokens=True)
+    text = tf_keras.Input(shape=(), dtype=tf.string, name="text")
+    features = tokenizer(text)
+    classify = tf_keras.Sequential([tf_keras.layers.Embedding(40, 4), tf_keras.layers.GlobalAveragePooling1D(),
+                                    tf_keras.layers.Dense(len(CLASS_NAMES))])
+    model = tf_keras.Model(text, {"logits": classify(features["input_ids"]),
+                                  "truncated": features["num_truncated_tokens"] > 0})
+    ids = {key: tf_keras.Input(shape=(None,), dtype=tf.int32, name=key)
+           for key in ("input_ids", "attention_mask", "token_type_ids")}
+    ids_model = tf_keras.Model(ids, classify(ids["input_ids"] * ids["attention_mask"] + ids["token_type_ids"]))
+    module = TextClassifierModule(model, CLASS_NAMES, ids_model=ids_model, vocab_size=40)
+    outputs = module.serving_default(tf.constant(["the cat sat on the mat", "the cat sat", ""]))
+    assert outputs["truncated"].dtype == tf.bool
+    assert outputs["truncated"].numpy().tolist() == [True, False, False]  # 6 pieces, 3, 0; 3 fit.
+    check_probabilities(outputs["probabilities"], 3)
+    by_ids = module.serving_ids(tf.constant([[3, 6, 4], [3, 8, 4]]), tf.ones([2, 3], tf.int32), tf.zeros([2, 3], tf.int32))
+    assert by_ids["truncated"].numpy().tolist() == [False, False]
+    plain = TextClassifierModule(length_model(), ["short", "long"])  # No report: no output.
+    assert "truncated" not in plain.serving_default(tf.constant(["a"]))
+    with pytest.raises(ValueError, match="'logits' and 'truncated'"):
+        TextClassifierModule(tf_keras.Model(text, {"logits": classify(features["input_ids"]),
+                                                   "cut": features["num_truncated_tokens"]}), CLASS_NAMES)
+
+
+def length_model():
+    """Text length -> two logits: a model that says nothing about truncation."""
+    text = tf_keras.Input(shape=(), dtype=tf.string, name="text")
+    length = tf_keras.layers.Lambda(lambda t: tf.cast(tf.strings.length(t), tf.float32)[:, None])(text)
+    return tf_keras.Model(text, tf_keras.layers.Dense(2)(length))
+
+
 def test_module_rejects_a_wrong_number_of_class_names(classifiers):
     with pytest.raises(ValueError, match="3 class names for a model with 4 outputs"):
         TextClassifierModule(classifiers["text_vectorization"], CLASS_NAMES[:3])

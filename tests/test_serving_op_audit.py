@@ -137,7 +137,7 @@ def test_a_corrupt_saved_model_is_one_line(tmp_path):
 # models.config.
 
 def test_serving_config_has_one_entry_per_model_folder(saved_models, capsys, tmp_path):
-    output = serving_config.main(["--saved-models-dir", saved_models])
+    output = serving_config.main(["--saved-models-dir", saved_models])["files"]["models.config"]
     assert output == os.path.join(saved_models, "models.config")
     config = text_format.Parse(open(output).read(), model_server_config_pb2.ModelServerConfig())
     entries = {entry.name: entry for entry in config.model_config_list.config}

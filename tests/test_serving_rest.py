@@ -294,3 +294,30 @@ def test_predict_on_a_broken_version_folder_is_one_line(tmp_path):
         predict.main(["--model", str(tmp_path / "broken"), "x"])
     text = str(info.value.code)
     assert text.startswith(f"predict: error: {version}: cannot load the SavedModel: ") and "\n" not in text
+
+
+# The truncated output of a classifier that cuts texts (the fit scripts' exports all have it).
+
+def test_records_and_rest_answers_carry_truncated(tmp_path, capsys):
+    import tf_keras
+
+    from tfnlp.serving import TextClassifierModule
+    from tfnlp.text import BertTokenizer
+
+    tokenizer = BertTokenizer(TINY_VOCAB, sequence_length=5, return_num_truncated_tokens=True)  # 3 pieces read.
+    text = tf_keras.Input(shape=(), dtype=tf.string, name="text")
+    features = tokenizer(text)
+    pooled = tf_keras.layers.GlobalAveragePooling1D()(tf_keras.layers.Embedding(len(TINY_VOCAB), 4)(
+        features["input_ids"]))
+    model = tf_keras.Model(text, {"logits": tf_keras.layers.Dense(len(CLASS_NAMES))(pooled),
+                                  "truncated": features["num_truncated_tokens"] > 0})
+    module = TextClassifierModule(model, CLASS_NAMES)
+    path = export_saved_model(module, str(tmp_path / "cutting"), module.signatures())
+    served = ServedModel.load(path)
+    records = list(served.predict_texts(["the cat sat on the mat", "the cat"]))
+    assert [record["truncated"] for record in records] == [True, False]
+    row = json.loads(rest.to_json(served.rest_predict({"instances": ["the cat sat on the mat", "the cat"]})))
+    assert [prediction["truncated"] for prediction in row["predictions"]] == [True, False]
+    assert '"truncated": [true]' in rest.to_json(served.rest_predict({"inputs": ["the cat sat on the mat"]}))
+    code, out = run_predict(capsys, "--model", path, "the cat sat on the mat")
+    assert code == 0 and json.loads(out)["truncated"] is True

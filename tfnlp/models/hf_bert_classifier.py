@@ -8,7 +8,7 @@ wrapped in plain functional Keras models:
 
 - `ids_classifier`: ``input_ids``/``attention_mask``/``token_type_ids`` -> logits
   (standard Keras ``compile``/``fit``, checkpoints and distribution);
-- `text_classifier`: raw strings -> logits, the tokenizer in front (serving);
+- `text_classifier`: raw strings -> logits (and which texts were cut), the tokenizer in front (serving);
 - `frozen_feature_extractor` / `frozen_head`: the lesson's frozen stage split in
   two, so the frozen encoder's vectors can be computed once and cached.
 
@@ -88,13 +88,18 @@ def text_classifier(bert_classifier, tokenizer, name="hf_bert_text_classifier"):
     Args:
         bert_classifier: transformers.TFBertForSequenceClassification.
         tokenizer: tfnlp.text.BertTokenizer with ``padding="longest"`` (each batch padded to its longest text).
+            With ``return_num_truncated_tokens=True`` the model outputs ``{"logits": ..., "truncated": ...}``,
+            ``truncated`` (bool ``[batch]``) being True for a text cut to the tokenizer's ``sequence_length``
+            (what `tfnlp.serving.TextClassifierModule` serves as its ``truncated`` output).
         name: str. Model name.
     """
     text = tf_keras.Input(shape=(), dtype=tf.string, name="text")
     features = tokenizer(text)
     logits = bert_classifier({key: features[key] for key in HF_INPUTS}).logits
-    return tf_keras.Model(text, tf_keras.layers.Activation("linear", dtype="float32", name="logits")(logits),
-                          name=name)
+    logits = tf_keras.layers.Activation("linear", dtype="float32", name="logits")(logits)
+    if not tokenizer.return_num_truncated_tokens:
+        return tf_keras.Model(text, logits, name=name)
+    return tf_keras.Model(text, {"logits": logits, "truncated": features["num_truncated_tokens"] > 0}, name=name)
 
 
 def frozen_feature_extractor(bert_classifier, train_pooler=False):

@@ -79,7 +79,7 @@ def build_encoder_classifier(encoder, num_classes, *, trainable=False, dropout=0
 
 def build_hub_bert_classifier(preprocess=LESSON_PREPROCESS_HANDLE, encoder=LESSON_ENCODER_HANDLE, num_classes=None, *,
                               seq_length=None, trainable=False, dropout=0.1, pooling="pooled_output",
-                              name="hub_bert_classifier"):
+                              return_truncated=False, name="hub_bert_classifier"):
     """The lesson's model: raw strings to logits through a TF-Hub preprocessor and encoder.
 
     Args:
@@ -96,10 +96,14 @@ def build_hub_bert_classifier(preprocess=LESSON_PREPROCESS_HANDLE, encoder=LESSO
         trainable: bool. Fine-tune the encoder.
         dropout: float. Dropout rate on the pooled output.
         pooling: str. As in `build_encoder_classifier`.
+        return_truncated: bool. Output ``{"logits": ..., "truncated": ...}``, ``truncated`` (bool ``[batch]``)
+            being True for a text with more word pieces than fit in ``seq_length`` (with ``[CLS]`` and
+            ``[SEP]``), counted from the same ``tokenize`` output (what `tfnlp.serving.TextClassifierModule`
+            serves as its ``truncated`` output). Needs ``seq_length``.
         name: str. Model name.
 
     Returns:
-        tf_keras.Model from a `tf.string` ``[batch]`` input ``text`` to logits.
+        tf_keras.Model from a `tf.string` ``[batch]`` input ``text`` to logits (or the dict above).
 
     Examples:
     >>> model = build_hub_bert_classifier(num_classes=4)  # The lesson's small BERT (online).  # doctest: +SKIP
@@ -114,6 +118,8 @@ def build_hub_bert_classifier(preprocess=LESSON_PREPROCESS_HANDLE, encoder=LESSO
         raise ValueError("num_classes is required unless encoder is a model from build_encoder_classifier")
     else:
         core = build_encoder_classifier(encoder, num_classes, trainable=trainable, dropout=dropout, pooling=pooling)
+    if return_truncated and seq_length is None:
+        raise ValueError("return_truncated needs seq_length (the packed length the pieces are counted against)")
     text = tf_keras.Input(shape=(), dtype=tf.string, name="text")
     if seq_length is None:
         encoder_inputs = hub.KerasLayer(preprocess, name="preprocess")(text)
@@ -124,7 +130,16 @@ def build_hub_bert_classifier(preprocess=LESSON_PREPROCESS_HANDLE, encoder=LESSO
                                         name="bert_pack_inputs")([tokens])
     encoder_inputs = tf_keras.layers.Lambda(_trim_padding, name="trim_padding")(
         {key: encoder_inputs[key] for key in ENCODER_INPUTS})
-    return tf_keras.Model(text, core(encoder_inputs), name=name)
+    logits = core(encoder_inputs)
+    if not return_truncated:
+        return tf_keras.Model(text, logits, name=name)
+    truncated = tf_keras.layers.Lambda(_truncated, arguments={"capacity": seq_length - 2}, name="truncated")(tokens)
+    return tf_keras.Model(text, {"logits": logits, "truncated": truncated}, name=name)
+
+
+def _truncated(tokens, capacity):
+    """True for each text of a ``tokenize`` output ``[batch, (words), (pieces)]`` with more than ``capacity`` pieces."""
+    return tokens.merge_dims(1, 2).row_lengths() > capacity
 
 
 def _trim_padding(inputs):

@@ -141,7 +141,9 @@ def export_text_classifier(model, class_names, base_dir, *, outputs_logits=True,
     """Exports a raw-text classifier with `TextClassifierModule`'s signatures, then reloads and checks it.
 
     Args:
-        model: tf_keras.Model. `tf.string` ``[batch]`` to logits (or probabilities).
+        model: tf_keras.Model. `tf.string` ``[batch]`` to logits (or probabilities), or to a dict of them
+            (``"logits"``) and ``"truncated"`` (bool ``[batch]``, the texts it read only the beginning of),
+            which the signatures then output (see `TextClassifierModule`; the fit scripts' exports all do).
         class_names: list of str. In label-id order.
         base_dir: str. The model's folder; the export goes to ``<base_dir>/<next version>/``.
         outputs_logits: bool. As in `TextClassifierModule`.
@@ -167,6 +169,9 @@ def export_text_classifier(model, class_names, base_dir, *, outputs_logits=True,
     module = TextClassifierModule(model, class_names, outputs_logits=outputs_logits, ids_model=ids_model,
                                   vocab_size=tokenizer.vocabulary_size if tokenizer is not None else None,
                                   max_length=max_length)
+    if not module.reports_truncation:
+        logger.warning("%s: the model does not output 'truncated': its signatures cannot say which texts were "
+                       "cut to its sequence length", base_dir)
     expected = module.serving_default(tf.constant(list(smoke_texts)))["probabilities"].numpy()
     with optimizers_untracked(model):  # Serving needs the weights, not the Adam moments (twice their size).
         path = export_saved_model(module, base_dir, module.signatures(), extras=extras)

@@ -14,9 +14,10 @@ their scores are the same (scores within float32 rounding; measured in
 - ``word`` is the original text's characters ``start:end`` ("Moscow Aviation
   Institute"); HF's is the decoded word pieces, lower-cased by an uncased
   tokenizer ("moscow aviation institute");
-- a text longer than the model's window is read whole, in overlapping windows
-  with each piece predicted where it has the most context; HF's pipeline
-  truncates it (or, with ``stride``, merges overlapping entities its own way).
+- a text longer than the model's window is read in overlapping windows with
+  each piece predicted where it has the most context, up to the module's
+  ``max_pieces`` (then ``truncated`` says so); HF's pipeline truncates it to
+  one window (or, with ``stride``, merges overlapping entities its own way).
 
 Example:
 >>> predictor = NerPredictor.load("saved_models/conll_ner/1")  # doctest: +SKIP
@@ -45,12 +46,13 @@ class NerPredictor:
         self.batch_size = int(batch_size)
 
     @classmethod
-    def from_model(cls, model, preprocessor, decoding="argmax", **kwargs):
-        """A predictor running ``model`` in memory (see `tfnlp.serving.TokenClassifierModule`, ``decoding``)."""
+    def from_model(cls, model, preprocessor, decoding="argmax", batch_size=32, **module_options):
+        """A predictor running ``model`` in memory through a `tfnlp.serving.TokenClassifierModule` (``decoding``
+        and ``module_options`` such as ``max_pieces`` go to it)."""
         from tfnlp.serving.token_classifier_module import TokenClassifierModule
 
-        module = TokenClassifierModule(model, preprocessor, decoding=decoding)
-        predictor = cls(module.serving_default, **kwargs)
+        module = TokenClassifierModule(model, preprocessor, decoding=decoding, **module_options)
+        predictor = cls(module.serving_default, batch_size=batch_size)
         predictor.module = module
         return predictor
 

@@ -165,7 +165,9 @@ class ServedModel:
         Classifiers give ``{"text", "label", "label_id", "score", "probabilities"}``;
         NER models ``{"text", "entities": [{"entity_group", "score", "word", "start", "end"}, ...]}``
         (the fields of HF's token-classification pipeline, offsets in code points of the text);
-        other models ``{"text", <output name>: value, ...}``.
+        other models ``{"text", <output name>: value, ...}``. When the signature has a ``truncated``
+        output, classifier and NER records also hold ``"truncated"`` (True: the model read only the
+        beginning of the text).
 
         Args:
             texts: iterable of str or bytes.
@@ -195,15 +197,16 @@ class ServedModel:
         for i, text in enumerate(texts):
             shown = text.decode("utf-8", "replace") if isinstance(text, bytes) else \
                 text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            truncated = {"truncated": bool(outputs["truncated"][i])} if "truncated" in outputs else {}
             if kind == CLASSIFIER:
                 probabilities = outputs["probabilities"][i]
                 yield {"text": shown, "label": outputs["label"][i].decode("utf-8", "replace"),
                        "label_id": int(outputs["label_id"][i]),
                        "score": rest.RawNumber(rest.format_float(probabilities.max())),
-                       "probabilities": [rest.RawNumber(rest.format_float(p)) for p in probabilities]}
+                       "probabilities": [rest.RawNumber(rest.format_float(p)) for p in probabilities], **truncated}
             elif kind == NER:
                 yield {"text": shown, "entities": text_entities(
-                    outputs, i, score=lambda value: rest.RawNumber(rest.format_float(value)))}
+                    outputs, i, score=lambda value: rest.RawNumber(rest.format_float(value))), **truncated}
             else:
                 row = rest.format_predict_response({key: value[i:i + 1] for key, value in outputs.items()},
                                                    rest.ROW)["predictions"][0]

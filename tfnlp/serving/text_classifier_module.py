@@ -12,7 +12,10 @@ class TextClassifierModule(tf.Module):
 
     Signature ``serving_default``: input ``text`` (`tf.string`, shape ``[None]``);
     outputs ``probabilities`` (float32 ``[None, num_classes]``), ``label_id``
-    (int64 ``[None]``) and ``label`` (`tf.string` ``[None]``, the class name).
+    (int64 ``[None]``), ``label`` (`tf.string` ``[None]``, the class name) and,
+    when the model reports it, ``truncated`` (bool ``[None]``): True for a text
+    the model read only the beginning of (more word pieces than its sequence
+    length), so a client knows the answer is about the text's first part.
 
     With ``ids_model``, a second signature ``serving_ids`` serves clients that
     tokenize themselves (and model servers built without tensorflow-text's ops):
@@ -22,10 +25,14 @@ class TextClassifierModule(tf.Module):
     the mask must be 0 or 1, segment ids in ``[0, type_vocab_size)`` and the
     length at most ``max_length``; a bad request fails with an
     ``InvalidArgumentError`` naming the problem (TF Serving answers it with an
-    error), not with a crash or a silent out-of-range lookup.
+    error), not with a crash or a silent out-of-range lookup. It never cuts a
+    sequence, so its ``truncated`` output (when ``serving_default`` has one) is
+    always False.
 
     Args:
-        model: tf_keras.Model. Maps a `tf.string` batch of shape ``[None]`` to logits or probabilities.
+        model: tf_keras.Model. Maps a `tf.string` batch of shape ``[None]`` to logits or probabilities, or to
+            a dict of them (``"logits"``, whatever ``outputs_logits`` says they are) and ``"truncated"`` (bool
+            ``[None]``, which texts were cut), which becomes the ``truncated`` output.
         class_names: list of str. One name per class, in label-id order.
         outputs_logits: bool. True if the models return logits (a softmax is applied), False for probabilities.
         ids_model: tf_keras.Model or None. Maps the dict of ``IDS_INPUTS`` to the same logits as ``model``
@@ -48,7 +55,12 @@ class TextClassifierModule(tf.Module):
     def __init__(self, model, class_names, outputs_logits=True, ids_model=None, vocab_size=None, type_vocab_size=2,
                  max_length=None, name=None):
         super().__init__(name=name)
-        num_classes = model.output_shape[-1]
+        output_shape = model.output_shape
+        self.reports_truncation = isinstance(output_shape, dict)
+        if self.reports_truncation and set(output_shape) != {"logits", "truncated"}:
+            raise ValueError(f"a model with several outputs must give 'logits' and 'truncated', got "
+                             f"{sorted(output_shape)}")
+        num_classes = (output_shape["logits"] if self.reports_truncation else output_shape)[-1]
         if len(class_names) != num_classes:
             raise ValueError(f"{len(class_names)} class names for a model with {num_classes} outputs")
         if ids_model is not None and not vocab_size:
@@ -67,11 +79,16 @@ class TextClassifierModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serving_default(self, text):
-        return self._outputs(self.model(text, training=False))
+        outputs = self.model(text, training=False)
+        if not self.reports_truncation:
+            return self._outputs(outputs)
+        return self._outputs(outputs["logits"], tf.cast(outputs["truncated"], tf.bool))
 
     def _serving_ids(self, input_ids, attention_mask, token_type_ids):
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
-        return self._outputs(self.ids_model(self._checked(inputs), training=False))
+        logits = self.ids_model(self._checked(inputs), training=False)
+        # Ids are never cut (a sequence longer than max_length is refused).
+        return self._outputs(logits, tf.zeros(tf.shape(input_ids)[:1], tf.bool) if self.reports_truncation else None)
 
     def _checked(self, inputs):
         ids, mask, types = (inputs[key] for key in IDS_INPUTS)
@@ -95,15 +112,18 @@ class TextClassifierModule(tf.Module):
         with tf.control_dependencies(checks):
             return {key: tf.identity(value) for key, value in inputs.items()}
 
-    def _outputs(self, outputs):
+    def _outputs(self, outputs, truncated=None):
         outputs = tf.cast(outputs, tf.float32)
         probabilities = tf.nn.softmax(outputs, axis=-1) if self.outputs_logits else outputs
         label_id = tf.argmax(probabilities, axis=-1)
-        return {
+        result = {
             "probabilities": probabilities,
             "label_id": label_id,
             "label": tf.gather(self.class_names, label_id),
         }
+        if truncated is not None:
+            result["truncated"] = truncated
+        return result
 
     def signatures(self):
         """The signatures to export: ``serving_default``, and ``serving_ids`` when there is an ``ids_model``."""

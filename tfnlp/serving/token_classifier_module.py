@@ -11,16 +11,22 @@ padded tensors a REST client reads without any tokenizer:
   HF's pipeline gives for a Python ``str``), ``num_entities`` (int64 ``[batch]``);
 - per token (WordPiece, special tokens left out): ``token_label``
   (`tf.string` ``[batch, max_tokens]``), ``token_score`` (float32),
-  ``token_start``, ``token_end`` (int64), ``num_tokens`` (int64 ``[batch]``).
+  ``token_start``, ``token_end`` (int64), ``num_tokens`` (int64 ``[batch]``);
+- ``truncated`` (bool ``[batch]``): the text was read only up to ``max_pieces`` pieces (below).
 
 With ``decoding="iob"`` the labels are the most likely valid IOB2 sequence
 of the text's words (`tfnlp.serving.iob_decoding`), as the evaluation's
 ``--decoding iob``; with ``"argmax"`` each piece's most likely label, as HF's
-pipeline. Rows past ``num_entities`` / ``num_tokens`` are padding. A text of any length
-is read whole: its pieces are cut into overlapping windows the model can
-read and every piece is predicted from the window where it has the most
-context (`tfnlp.text.token_windows`), so a long text is never truncated and a
-document gives its sentences context, as in training. The casing feature, when
+pipeline. Rows past ``num_entities`` / ``num_tokens`` are padding.
+
+A text longer than the model's window is not cut to it: its pieces are cut
+into overlapping windows the model can read and every piece is predicted from
+the window where it has the most context (`tfnlp.text.token_windows`), so a
+document gives its sentences context, as in training. What a request costs is
+bounded all the same: each text is read up to its first ``max_pieces`` word
+pieces (`DEFAULT_MAX_PIECES`; set when exporting), and the output
+``truncated`` (bool ``[batch]``) is True for a text that had more, whose
+pieces, tokens and entities past that point are left out. The casing feature, when
 the model was trained with it, is computed in the graph from the text. The
 export needs only ``import tensorflow_text`` to load (tensorflow-text's
 WordPiece ops), not tfnlp.
@@ -41,6 +47,9 @@ logger = logging.getLogger(__name__)
 
 ENTITY_OUTPUTS = ("entity_group", "score", "word", "start", "end")
 TOKEN_OUTPUTS = ("token_label", "token_score", "token_start", "token_end")
+# Word pieces read per text: 8 windows of 256 tokens (stride 127), about 1 s of MiniLM on this project's
+# 2-core machine (README, Serving). A text of any length then costs at most that.
+DEFAULT_MAX_PIECES = 1024
 
 
 class TokenClassifierModule(tf.Module):
@@ -53,6 +62,9 @@ class TokenClassifierModule(tf.Module):
         decoding: str. ``"argmax"`` (each piece's most likely label, as HF's pipeline) or ``"iob"``
             (the most likely valid IOB2 tags of the words, a word being a piece and its ``##``
             continuations; later pieces take their word's ``I-`` tag).
+        max_pieces: int or None. Word pieces read per text (the rest is left out and the text marked
+            ``truncated``); None reads every text whole, at a cost that grows with its length (for offline
+            use, not for a server).
         name: str or None. Module name.
 
     Example:
@@ -62,10 +74,13 @@ class TokenClassifierModule(tf.Module):
     (array([[b'ORG']], dtype=object), array([[10]]), array([[35]]))
     """
 
-    def __init__(self, model, preprocessor, decoding="argmax", name=None):
+    def __init__(self, model, preprocessor, decoding="argmax", max_pieces=DEFAULT_MAX_PIECES, name=None):
         super().__init__(name=name)
         if decoding not in DECODINGS:
             raise ValueError(f"decoding must be one of {DECODINGS}, got {decoding!r}")
+        if max_pieces is not None and (not isinstance(max_pieces, int) or max_pieces < 1):
+            raise ValueError(f"max_pieces must be a positive int or None, got {max_pieces!r}")
+        self.max_pieces = max_pieces
         _check_casing(model, preprocessor)
         self.decoding = decoding
         self._vocabulary = preprocessor.text_tokenizer.get_vocabulary() if decoding == "iob" else None
@@ -78,6 +93,11 @@ class TokenClassifierModule(tf.Module):
     def serving_default(self, text):
         preprocessor = self._preprocessor
         pieces, chars = preprocessor.texts_to_pieces(text)
+        if self.max_pieces is None:
+            truncated = tf.zeros(tf.shape(text), tf.bool)
+        else:
+            truncated = pieces["input_ids"].row_lengths() > self.max_pieces
+            pieces = {key: value[:, :self.max_pieces] for key, value in pieces.items()}
         logits = preprocessor.predict_logits(lambda inputs: self.model(inputs, training=False), pieces)
         if self.decoding == "iob":
             label_ids, scores = iob_piece_labels(logits, word_starts(pieces["input_ids"], self._vocabulary),
@@ -99,6 +119,7 @@ class TokenClassifierModule(tf.Module):
         outputs["token_start"] = tokens["start"].to_tensor(0)
         outputs["token_end"] = tokens["end"].to_tensor(0)
         outputs["num_tokens"] = tokens["start"].row_lengths()
+        outputs["truncated"] = truncated
         return outputs
 
     def signatures(self):

@@ -287,3 +287,63 @@ def keep_warmup_requests(version_dir, signature_names):
                          f"(the requests are for {', '.join(names)})")
     write_warmup_requests(version_dir, kept)
     return len(kept), len(logs) - len(kept)
+
+
+def request_batch_size(log):
+    """The batch size of a warm-up record: the first dimension of its inputs."""
+    shapes = {tuple(dim.size for dim in proto.tensor_shape.dim) for proto in log.predict_log.request.inputs.values()}
+    sizes = {shape[0] if shape else 1 for shape in shapes}
+    if len(sizes) != 1:
+        raise ValueError(f"a warm-up request with inputs of different batch sizes: {sorted(sizes)}")
+    return sizes.pop()
+
+
+def cover_batch_sizes(version_dir, signatures, batch_sizes):
+    """Rewrites a version's warm-up file so that every signature has a request of each of ``batch_sizes``.
+
+    With batching on, TF Serving pads each batch to an allowed batch size and replays the warm-up
+    through the batching session: requests of each allowed size warm up each batch shape, and a
+    request larger than the largest size would fail (and the version with it), so those are dropped.
+    A new request of ``n`` texts repeats the rows of the signature's largest request (its texts, or
+    the ids the export's own tokenizer gave them) until there are ``n``; it is run on its signature
+    before it is written.
+
+    Args:
+        version_dir: str. An exported version folder with a warm-up file.
+        signatures: dict of signature name to concrete function (of the loaded version).
+        batch_sizes: sequence of int. The allowed batch sizes.
+
+    Returns:
+        (added, dropped): numbers of requests.
+
+    Raises:
+        ValueError: no warm-up file, or more than `MAX_WARMUP_RECORDS` requests would result.
+        tf.errors.OpError: a new request fails on its signature.
+    """
+    logs = read_warmup_requests(version_dir)
+    if not logs:
+        raise ValueError(f"{warmup_file(version_dir)}: no warm-up requests")
+    largest = max(batch_sizes)
+    kept = [log for log in logs if request_batch_size(log) <= largest]
+    by_signature = {}
+    for log in logs:
+        by_signature.setdefault(log.predict_log.request.model_spec.signature_name or "serving_default", []).append(log)
+    added = []
+    for name, signature_logs in sorted(by_signature.items()):
+        if name not in signatures:
+            raise ValueError(f"{warmup_file(version_dir)}: a request for an unknown signature {name!r}")
+        present = {request_batch_size(log) for log in signature_logs if request_batch_size(log) <= largest}
+        largest_log = max(signature_logs, key=request_batch_size)
+        source, count = largest_log.predict_log.request, request_batch_size(largest_log)
+        rows = request_inputs(source)
+        for size in sorted(set(batch_sizes) - present):
+            inputs = {key: np.take(value, np.arange(size) % count, axis=0) for key, value in rows.items()}
+            run_signature(signatures[name], inputs)
+            log = prediction_log_pb2.PredictionLog()
+            log.predict_log.request.CopyFrom(predict_request(inputs, name, source.model_spec.name))
+            added.append(log)
+    if len(kept) + len(added) > MAX_WARMUP_RECORDS:
+        raise ValueError(f"{len(kept) + len(added)} warm-up requests; TF Serving reads at most {MAX_WARMUP_RECORDS}")
+    if added or len(kept) != len(logs):
+        write_warmup_requests(version_dir, kept + added)
+    return len(added), len(logs) - len(kept)

@@ -200,7 +200,11 @@ class BertTokenizer(tf_keras.layers.Layer):
     - ``offset_mapping`` (``return_offsets``): ``[batch, length, 2]`` start and
       end of each token in Unicode code points of the input string (of the
       input word for ``is_split_into_words``), ``(0, 0)`` for special tokens
-      and padding, as HF's ``offset_mapping``.
+      and padding, as HF's ``offset_mapping``;
+    - ``num_truncated_tokens`` (``return_num_truncated_tokens``): int32
+      ``[batch]``, the word pieces truncation cut from each text (0 when it
+      was read whole), HF's ``num_truncated_tokens``: a served model says
+      with it which texts it did not read to the end.
 
     A file vocabulary is tracked as a ``tf.saved_model.Asset``, so a SavedModel
     holding the layer gets a copy of it in ``assets/``. A list vocabulary is
@@ -221,6 +225,7 @@ class BertTokenizer(tf_keras.layers.Layer):
         truncation: bool. Cut sequences to ``sequence_length`` tokens.
         return_word_ids: bool. Also output ``word_ids``.
         return_offsets: bool. Also output ``offset_mapping``.
+        return_num_truncated_tokens: bool. Also output ``num_truncated_tokens``.
         is_split_into_words: bool. Inputs are words (a ``tf.RaggedTensor``
             ``[batch, (words)]``, or a dense ``[batch, words]``) instead of
             texts (``[batch]``), as HF's ``is_split_into_words=True``.
@@ -249,6 +254,7 @@ class BertTokenizer(tf_keras.layers.Layer):
                  truncation=True,
                  return_word_ids=False,
                  return_offsets=False,
+                 return_num_truncated_tokens=False,
                  is_split_into_words=False,
                  unk_token="[UNK]",
                  cls_token="[CLS]",
@@ -295,6 +301,7 @@ class BertTokenizer(tf_keras.layers.Layer):
         self.truncation = truncation
         self.return_word_ids = return_word_ids
         self.return_offsets = return_offsets
+        self.return_num_truncated_tokens = return_num_truncated_tokens
         self.is_split_into_words = is_split_into_words
         self.unk_token = unk_token
         self.cls_token = cls_token
@@ -490,6 +497,8 @@ class BertTokenizer(tf_keras.layers.Layer):
         if self.return_offsets:
             outputs["offset_mapping"] = tf.stack(
                 [pack(features["starts"], 0, 0, 0), pack(features["ends"], 0, 0, 0)], axis=-1)
+        if self.return_num_truncated_tokens:
+            outputs["num_truncated_tokens"] = tf.cast(ids.row_lengths() - lengths[:, 0], tf.int32)
         return outputs
 
     def get_config(self):
@@ -504,6 +513,7 @@ class BertTokenizer(tf_keras.layers.Layer):
             "truncation": self.truncation,
             "return_word_ids": self.return_word_ids,
             "return_offsets": self.return_offsets,
+            "return_num_truncated_tokens": self.return_num_truncated_tokens,
             "is_split_into_words": self.is_split_into_words,
             "unk_token": self.unk_token,
             "cls_token": self.cls_token,
