@@ -40,11 +40,16 @@ def report(audit):
     return lines
 
 
-def main(argv=None):
+def parse_args(argv=None):
+    """The command line (the model folders are checked when they are read)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="+", help="saved_models/<model> (newest version) or a version folder.")
     parser.add_argument("--json", action="store_true", help="Print one JSON object per export instead.")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     audits = []
     for path in args.models:
         try:

@@ -85,7 +85,8 @@ def tfnlp_setup(train, folder, class_names, args):
     return trainer, batches["train"]
 
 
-def main(argv=None):
+def parse_args(argv=None):
+    """The command line, checked."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default="", help="AG News folder ('' = $TFNLP_DATA_DIR, else tfds).")
     parser.add_argument("--pretrained", default="", help="'' = packaged all-MiniLM-L6-v2, or a HF BERT folder.")
@@ -101,6 +102,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.max_train_examples < args.batch_size or args.epochs < 1 or args.warmup_steps < 1:
         parser.error("--max-train-examples must hold a batch; --epochs and --warmup-steps must be at least 1")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
 
     folder = pretrained.resolve_pretrained(args.pretrained or None)
     splits, class_names = pipeline.load_splits(pipeline.DataArguments(data_dir=args.data_dir,

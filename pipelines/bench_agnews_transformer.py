@@ -89,11 +89,9 @@ def lesson_setup(splits):
     return model, splits["train"].batch(128).prefetch(tf.data.AUTOTUNE)
 
 
-def defaults_setup(splits, args, overrides):
-    """The pipeline's model (with ``overrides``) and its length-bucketed batches of cached ids."""
-    _, model_args, train_args, runtime_args = parse_arguments(
-        "pipeline overrides", pipeline.DataArguments, pipeline.ModelArguments, pipeline.TrainingArguments,
-        RuntimeArguments, argv=overrides + ["--output-dir", args.output_dir])
+def defaults_setup(splits, args):
+    """The pipeline's model (with ``args.overrides``) and its length-bucketed batches of cached ids."""
+    _, model_args, train_args, runtime_args = args.pipeline_arguments
     runtime = Runtime(runtime_args)
     train, teacher_dim = splits["train"], None
     if train_args.distillation_weight:  # Timed with its distillation head and loss, as the fit script trains.
@@ -106,7 +104,12 @@ def defaults_setup(splits, args, overrides):
     return model, batches["train"]
 
 
-def main(argv=None):
+def parse_args(argv=None):
+    """The command line, checked: the benchmark's options, and the pipeline's after '--'.
+
+    The overrides are parsed and validated by the pipeline's own argument groups here, before any data is read
+    (``args.pipeline_arguments``: its data, model, training and runtime arguments).
+    """
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default="", help="AG News folder ('' = $TFNLP_DATA_DIR, else tfds).")
     parser.add_argument("--max-train-examples", type=int, default=None, help="Train on the first N examples.")
@@ -117,11 +120,19 @@ def main(argv=None):
     parser.add_argument("overrides", nargs="*",
                         help="After '--': pipeline arguments overriding the defaults, e.g. -- --batch-size 128.")
     args = parser.parse_args(argv)
+    args.pipeline_arguments = parse_arguments(
+        "pipeline overrides", pipeline.DataArguments, pipeline.ModelArguments, pipeline.TrainingArguments,
+        RuntimeArguments, argv=args.overrides + ["--output-dir", args.output_dir])
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
     splits, _ = pipeline.load_splits(pipeline.DataArguments(data_dir=args.data_dir,
                                                             max_train_examples=args.max_train_examples))
     num_train = pipeline.count_examples(splits["train"])
     setups = [] if args.skip_lesson else [lesson_setup(splits)]
-    setups.append(defaults_setup(splits, args, args.overrides))
+    setups.append(defaults_setup(splits, args))
     *lesson, defaults = interleaved_rates(setups, num_train, args.epochs, args.warmup_steps)
     lesson = lesson[0] if lesson else None
     print(f"\nTraining speed on {num_train} AG News examples, {args.epochs} epoch(s), "

@@ -55,11 +55,17 @@ def markdown_table(summaries):
     return "\n".join(lines)
 
 
-def main(argv=None):
+def parse_args(argv=None):
+    """The command line: (`CompareArguments`, the RUN_DIRs, the output level for `cli.configure_output`)."""
     namespace = vars(build_compare_parser().parse_args(sys.argv[1:] if argv is None else argv))
-    cli.configure_output("verbose" if namespace["verbose"] else "quiet" if namespace["quiet"] else "default")
-    args = CompareArguments(out=namespace.get("out", CompareArguments.out))
-    summaries = [summarize_run(run_dir) for run_dir in namespace["run_dirs"]]
+    level = "verbose" if namespace["verbose"] else "quiet" if namespace["quiet"] else "default"
+    return CompareArguments(out=namespace.get("out", CompareArguments.out)), namespace["run_dirs"], level
+
+
+def main(argv=None):
+    args, run_dirs, level = parse_args(argv)
+    cli.configure_output(level)
+    summaries = [summarize_run(run_dir) for run_dir in run_dirs]
     print(markdown_table(summaries), flush=True)
     histories = {_label(s): s["history"] for s in summaries if s["history"]}
     path = None

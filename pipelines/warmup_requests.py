@@ -32,12 +32,17 @@ def describe(version_dir):
     return lines
 
 
-def main(argv=None):
+def parse_args(argv=None):
+    """The command line (the model folder and the kept signatures are checked when the file is read)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="saved_models/<name> (newest version) or a version folder.")
     parser.add_argument("--keep", nargs="+", default=None, metavar="SIGNATURE",
                         help="Rewrite the file with only these signatures' requests.")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
     try:
         version_dir = resolve_model_folder(args.model).path
         if args.keep:

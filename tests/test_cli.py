@@ -111,8 +111,38 @@ def test_verbose_output_shows_framework_logs_with_their_names(capsys):
         "tfnlp.demo: an info line of tfnlp", "tfnlp.demo: warning: a warning of tfnlp", "tfnlp: a result: 0.50",
         "absl: Sharding callback duration: 42 microseconds", "absl: warning: an absl warning",
         "tensorflow: warning: a tensorflow warning"]
-    # Once transformers is imported, its own handler prints its lines (to the stream it was given), in its format.
-    assert "Some layers were not used" in shown or "transformers" in sys.modules
+
+
+def test_transformers_logs_show_only_with_verbose_before_and_after_transformers_is_imported():
+    """In a fresh process, so that whether transformers is imported is known (other tests import it).
+
+    Before the import its loggers propagate to tfnlp's handler; after it, transformers' own handler prints
+    its lines in its own format: either way, only with --verbose.
+    """
+    code = """
+import logging, sys
+from tfnlp.training import cli
+
+def emit(when):
+    logging.getLogger("transformers.modeling_tf_utils").warning("Some layers were not used (%s)", when)
+
+assert "transformers" not in sys.modules
+for level in ("verbose", "default", "quiet"):
+    cli.configure_output(level)
+    emit(f"{level}, before the import")
+import transformers
+for level in ("verbose", "default", "quiet"):
+    cli.configure_output(level)
+    emit(f"{level}, after the import")
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "PYTHONPATH": REPO})
+    assert result.returncode == 0, result.stderr[-3000:]
+    shown = [line for line in result.stderr.splitlines() if "Some layers were not used" in line]
+    assert len(shown) == 2, result.stderr[-3000:]
+    assert shown[0].split(" ", 1)[1] == ("transformers.modeling_tf_utils: warning: Some layers were not used "
+                                         "(verbose, before the import)")
+    assert shown[1] == "Some layers were not used (verbose, after the import)"
 
 
 def test_configure_output_adds_one_handler_however_often_it_is_called():

@@ -11,7 +11,8 @@
   per snippet, what runs before it and what is then asserted. A block that no
   entry of `SNIPPETS` names still runs, bare.
 - Every ``python -m pipelines.<name> ...`` command (code blocks and inline
-  code) goes through that script's own argument parser (`command_options`);
+  code) goes through that script's own argument parsing and validation
+  (`command_options.parse_command`: its checks of values and combinations too);
   every ``--option`` mentioned anywhere is one of a script's options or a listed
   option of another tool; every ``make <target>`` is a Makefile target.
 """
@@ -26,7 +27,8 @@ import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 
 import pytest
 
-from command_options import command_parser, make_targets, pipeline_commands, script_options  # noqa: F401
+from command_options import command_parser, make_targets, script_options  # noqa: F401  (command_parser: a fixture)
+from command_options import pipeline_commands_with_env, validating_function
 from helpers import topic_rows, write_ag_news_folder, write_tiny_bert_folder
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -189,17 +191,44 @@ def shell_text(text):
     return "\n".join(blocks + spans)
 
 
-def test_every_pipeline_command_in_the_readme_parses(command_parser):
-    commands = pipeline_commands(shell_text(read_readme()))
-    names = {name for name, _ in commands}
+def test_every_pipeline_command_in_the_readme_passes_the_scripts_own_checks(command_parser):
+    commands = pipeline_commands_with_env(shell_text(read_readme()))
+    names = {name for name, _, _ in commands}
     assert {"agnews_transformer", "agnews_hub_bert", "predict", "serving_config"} <= names, names
-    for name, argv in commands:
+    assert any("TF_CONFIG" in env for _, _, env in commands)  # The multi-worker commands, each with its cluster.
+    for name, argv, env in commands:
         if not argv:  # A script named in prose or a table (some need arguments): it must exist.
             import importlib
 
             assert hasattr(importlib.import_module(f"pipelines.{name}"), "main"), f"pipelines.{name} has no main"
             continue
-        command_parser(name, argv)
+        command_parser(name, argv, env)
+
+
+def pipeline_scripts():
+    """The names of the ``pipelines`` modules that are commands (have a ``main``)."""
+    import importlib
+
+    return [file[:-3] for file in sorted(os.listdir(os.path.join(REPO, "pipelines")))
+            if file.endswith(".py") and not file.startswith("_")
+            and hasattr(importlib.import_module(f"pipelines.{file[:-3]}"), "main")]
+
+
+def test_every_script_checks_its_command_line_in_one_function_the_command_check_runs(command_parser):
+    import importlib
+
+    for name in pipeline_scripts():
+        validating_function(importlib.import_module(f"pipelines.{name}"))
+    # The scripts' checks run, not only argparse's: each of these parses, and each is refused by a check.
+    for name, argv, message in [
+            ("conll_ner", ["--max-length", "2"], "--max-length must be at least 3"),
+            ("agnews_hf_bert", ["--skip-frozen-stage", "--skip-fine-tuning"], "leave nothing to train"),
+            ("predict", ["--model", "m", "--batch-size", "0", "x"], "--batch-size must be at least 1"),
+            ("bench_agnews_hf_bert", ["--epochs", "0"], "--epochs and --warmup-steps must be at least 1"),
+            ("bench_agnews_transformer", ["--", "--epochs", "0"], "--epochs and --batch-size must be at least 1")]:
+        with pytest.raises(AssertionError, match="the script rejects it") as info:
+            command_parser(name, argv)
+        assert message in str(info.value)
 
 
 def all_script_options(monkeypatch):

@@ -335,18 +335,21 @@ def test_feature_cache_survives_an_interrupted_frozen_stage(data_root, artifacts
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--encoder", "x"], "--preprocess"),
-    (["--preprocess", "x"], "--encoder"),
-    (["--sequence-length", "2"], "sequence-length"),
-    (["--learning-rate", "0"], "learning-rate"),
-    (["--warmup-ratio", "1"], "warmup-ratio"),
-    (["--frozen-epochs", "0"], "frozen-epochs"),
-    (["--skip-frozen-stage", "--skip-fine-tuning"], "nothing to train"),
+    (["--encoder", "x"], "--encoder needs its --preprocess"),
+    (["--preprocess", "x"], "--preprocess needs its --encoder"),
+    (["--sequence-length", "2"], "--sequence-length must be at least 3"),
+    (["--learning-rate", "0"], "--learning-rate must be positive"),
+    (["--warmup-ratio", "1"], "--warmup-ratio must lie in [0, 1)"),
+    (["--frozen-epochs", "0"], "--frozen-epochs and --frozen-batch-size must be at least 1"),
+    (["--skip-frozen-stage", "--skip-fine-tuning"], "--skip-frozen-stage and --skip-fine-tuning together"),
 ])
-def test_pipeline_rejects_bad_arguments(argv, message, tmp_path):
-    with pytest.raises((ValueError, SystemExit)) as raised:
-        pipeline.main(["--output-dir", str(tmp_path), *argv])
-    assert message in str(raised.value) or raised.type is SystemExit
+def test_pipeline_rejects_bad_arguments(argv, message, tmp_path, capsys):
+    """Each bad value is one line naming it, exit code 2, before anything is written."""
+    with pytest.raises(SystemExit) as raised:
+        pipeline.main(["--output-dir", str(tmp_path / "run"), *argv])
+    err = capsys.readouterr().err
+    assert raised.value.code == 2 and err.startswith(f"error: {message}") and err.count("\n") == 1, err
+    assert not (tmp_path / "run").exists()
 
 
 def test_export_serves_raw_text_in_a_fresh_process_without_tfnlp(data_root, artifacts, tmp_path):

@@ -201,3 +201,18 @@ def test_summarize_run_rejects_figures_no_fit_script_writes(tmp_path):
     (tmp_path / "metrics.json").write_text(json.dumps({"test": {"loss": 0.25}}))
     with pytest.raises(ConfigurationError, match="neither a classifier's \\(accuracy\\) nor a NER run's"):
         summarize_run(str(tmp_path))
+
+
+def test_predict_and_rest_serve_the_runs_export_as_the_run_checked_it(classifier_run, capsys):
+    """`pipelines.predict` and the REST conversion on the tiny run's export (pipelines.agnews_transformer)."""
+    from pipelines import predict
+    from tfnlp.serving import SMOKE_TEXTS, ServedModel, rest
+
+    assert predict.main(["--model", os.path.dirname(classifier_run["export"]), *SMOKE_TEXTS]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["label"] for line in lines] == classifier_run["written"]["export"]["smoke_labels"]  # Its check.
+    response = json.loads(rest.to_json(ServedModel.load(classifier_run["export"]).rest_predict(
+        {"instances": [{"text": text} for text in SMOKE_TEXTS]})))
+    assert [p["label"] for p in response["predictions"]] == [line["label"] for line in lines]
+    np.testing.assert_allclose([p["probabilities"] for p in response["predictions"]],
+                               [line["probabilities"] for line in lines], rtol=1e-6)
