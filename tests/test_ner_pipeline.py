@@ -1,7 +1,9 @@
 """End-to-end runs of pipelines/conll_ner.py: a tiny random BERT on a tiny CoNLL fixture, and the real data.
 
 Every run passes its sizes through ``main(argv=[...])``: the script's defaults
-are the real training configuration and are never relied on here.
+are the real training configuration and are never relied on here. The casing
+variant of a whole run and the longer real-data run are in the large tier
+(`make test-all`); the casing export itself is tested in test_ner_serving.py.
 """
 
 import json
@@ -11,8 +13,7 @@ import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 
 import pytest
 
-from conftest import TINY_VOCAB
-from helpers import run_fresh_python, write_tiny_bert_folder
+from helpers import run_fresh_python
 from pipelines import conll_ner as pipeline
 from tfnlp.errors import ConfigurationError
 
@@ -48,17 +49,13 @@ def data_root(tmp_path_factory):
     return str(root)
 
 
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    return write_tiny_bert_folder(tmp_path_factory.mktemp("bert") / "tiny", TINY_VOCAB)
-
-
 def run(data_root, tiny_bert, output_dir, export_dir, *extra):
     return pipeline.main(["--data-dir", data_root, "--pretrained", tiny_bert, "--output-dir", str(output_dir),
                           "--export-dir", str(export_dir), "--max-length", "16", "--stride", "6",
                           "--batch-size", "4", "--steps-per-execution", "1", *extra])
 
 
+@pytest.mark.slow
 def test_tiny_run_trains_evaluates_exports_and_reloads_without_tfnlp(data_root, tiny_bert, tmp_path):
     metrics = run(data_root, tiny_bert, tmp_path / "run", tmp_path / "saved", "--epochs", "12",
                   "--learning-rate", "3e-3", "--warmup-ratio", "0", "--context", "document")
@@ -96,6 +93,7 @@ def test_tiny_run_trains_evaluates_exports_and_reloads_without_tfnlp(data_root, 
     assert all(abs(row[4] - e["score"]) < 1e-5 for row, e in zip(reloaded, lesson["entities"]))
 
 
+@pytest.mark.large  # An option variant of a whole run.
 def test_casing_run_exports_the_casing_feature(data_root, tiny_bert, tmp_path):
     metrics = run(data_root, tiny_bert, tmp_path / "run", tmp_path / "saved", "--epochs", "1", "--casing",
                   "--context", "sentence", "--subword-labels", "ignore", "--decoding", "iob")
@@ -127,8 +125,28 @@ def test_bad_arguments_are_one_line_errors(argv, message, capsys):
     assert info.value.code == 2 and message in capsys.readouterr().err
 
 
+def check_real_data_run(metrics, eval_sentences):
+    """What every run on the shared CoNLL-2003 with the packaged MiniLM must show: the predictor agrees with HF's
+    pipeline on the first 50 validation sentences, and the figures are on the evaluation sentences asked for."""
+    parity = metrics["hf_pipeline_parity"]
+    assert parity["texts"] == 50 and parity["same_groups_and_offsets"] and parity["max_score_difference"] < 1e-4
+    assert metrics["validation"]["num_sentences"] == eval_sentences and 0 <= metrics["test"]["f1"] <= 1
+
+
 @pytest.mark.integration
 @pytest.mark.slow
+def test_real_data_smoke_run_matches_the_hf_pipeline(data_dir, tmp_path):
+    """`make test`'s short run on the real files: 64 sentences, one epoch, windows of 64, no export (the tiny run
+    exports and reloads)."""
+    metrics = pipeline.main(["--data-dir", data_dir, "--output-dir", str(tmp_path / "run"), "--export-dir", "",
+                             "--max-train-examples", "64", "--max-eval-examples", "50", "--epochs", "1",
+                             "--max-length", "64", "--context", "sentence", "--batch-size", "8"])
+    check_real_data_run(metrics, 50)
+    assert metrics["train_sentences"] == 64 and "export" not in metrics
+
+
+@pytest.mark.integration
+@pytest.mark.large
 def test_real_data_minilm_run_matches_the_hf_pipeline(data_dir, tmp_path):
     """The shared CoNLL-2003 and the packaged MiniLM: a short run, then the predictor against HF's pipeline.
 
@@ -139,8 +157,6 @@ def test_real_data_minilm_run_matches_the_hf_pipeline(data_dir, tmp_path):
                              "--export-dir", str(tmp_path / "saved"), "--max-train-examples", "600",
                              "--max-eval-examples", "120", "--epochs", "1", "--max-length", "128",
                              "--context", "sentence", "--batch-size", "8"])
-    parity = metrics["hf_pipeline_parity"]
-    assert parity["texts"] == 50 and parity["same_groups_and_offsets"] and parity["max_score_difference"] < 1e-4
-    assert parity["entities"] > 0, "the short run should already tag a few entities"
-    assert metrics["validation"]["num_sentences"] == 120 and 0 <= metrics["test"]["f1"] <= 1
+    check_real_data_run(metrics, 120)
+    assert metrics["hf_pipeline_parity"]["entities"] > 0, "the short run should already tag a few entities"
     assert os.path.isdir(metrics["export"]["path"])

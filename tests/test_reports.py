@@ -20,7 +20,7 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from helpers import AG_NEWS_CLASS_NAMES as CLASS_NAMES, topic_rows, write_ag_news_folder
+from helpers import AG_NEWS_CLASS_NAMES as CLASS_NAMES
 from pipelines import agnews_transformer, compare
 from tfnlp.plots import confusion as confusion_module, read_plot_data
 from tfnlp.plots.confusion import plot_confusion_matrix
@@ -115,14 +115,14 @@ def test_ner_metrics_give_entity_score_bars(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def transformer_run(tmp_path_factory):
-    """A finished tiny agnews_transformer run (3 epochs): its output folder."""
-    data = write_ag_news_folder(tmp_path_factory.mktemp("data"), topic_rows(40, seed=0), topic_rows(12, seed=1))
+def transformer_run(ag_news_root, tmp_path_factory):
+    """A finished tiny agnews_transformer run (3 epochs) on the shared tiny AG News: its output folder."""
     output_dir = str(tmp_path_factory.mktemp("runs") / "agnews_transformer")
-    agnews_transformer.main(["--data-dir", data, "--output-dir", output_dir, "--validation-size", "8", *TINY])
+    agnews_transformer.main(["--data-dir", ag_news_root, "--output-dir", output_dir, "--validation-size", "8", *TINY])
     return output_dir
 
 
+@pytest.mark.slow  # Reads a whole tiny fit run.
 def test_fit_run_writes_curves_and_confusion_matrix_beside_metrics(transformer_run):
     metrics = read_json(os.path.join(transformer_run, "metrics.json"))
     assert metrics["plots"] == {"curves": "curves.png", "confusion_matrix": "confusion_matrix.png"}
@@ -132,7 +132,7 @@ def test_fit_run_writes_curves_and_confusion_matrix_beside_metrics(transformer_r
     assert confusion["confusion_matrix"] == metrics["test"]["confusion_matrix"]
     assert confusion["class_names"] == metrics["test"]["class_names"] == CLASS_NAMES
     counts = np.array(confusion["confusion_matrix"])
-    assert counts.sum() == metrics["test"]["num_examples"] == 12
+    assert counts.sum() == metrics["test"]["num_examples"] == 16
     assert np.trace(counts) / counts.sum() == pytest.approx(metrics["test"]["accuracy"])
     curves = read_plot_data(os.path.join(transformer_run, "curves.png"))
     assert curves["epoch"] == [1, 2, 3]
@@ -161,6 +161,7 @@ def test_frozen_stage_of_the_bert_classifiers_writes_its_report(tmp_path):
     assert read_plot_data(os.path.join(stage_dir, "curves.png"))["epoch"] == [1, 2]
 
 
+@pytest.mark.slow  # Reads a whole tiny fit run.
 def test_compare_prints_a_table_and_plots_the_runs_curves(transformer_run, tmp_path, capsys):
     # A two-stage run (the BERT scripts' layout: figures per stage, curves in the stage folders) and a NER run.
     two_stage = tmp_path / "agnews_hf_bert"
