@@ -2,6 +2,9 @@
 
 Every run passes tiny model sizes through ``main(argv=[...])``: the script's
 defaults are the real training configuration and are never relied on here.
+Option variants of a whole run (mixed precision, the mirrored strategy, an
+interrupted plain run, a second run reading a cached teacher) and the
+saved_model_cli listing are in the large tier (`make test-all`).
 """
 
 import csv
@@ -20,7 +23,7 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from helpers import AG_NEWS_CLASS_NAMES as CLASS_NAMES, run_fresh_python, topic_rows, write_ag_news_folder
+from helpers import AG_NEWS_CLASS_NAMES as CLASS_NAMES, run_fresh_python
 from pipelines import agnews_transformer as pipeline
 from tfnlp.data.batching import batch_by_length, encode_texts
 from tfnlp.models import SentenceEmbeddingDistiller, build_text_vectorizer
@@ -32,15 +35,6 @@ TINY = ["--tokenizer", "text_vectorization", "--no-pretrained-embeddings", "--em
         "--batch-size", "8", "--distillation-weight", "0"]
 SERVING_TEXTS = ["", "   \n\t ", "x" * 100_000, "stocks fell " * 8_000, "Учёные представили новый процессор 😀",
                  "東京株式市場", "the striker scored twice in the cup final"]
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    """A tiny ag_news folder: 48 training rows (43 train + 5 validation), 16 test rows, classes.txt."""
-    train = topic_rows(48, seed=0)
-    train[5] = ["2", "", "Empty title, \"quoted\" goal in the cup"]
-    train[6] = ["3", "Börse", "Aktien und shares: le marché a progressé de 2 %"]
-    return write_ag_news_folder(tmp_path_factory.mktemp("data"), train, topic_rows(16, seed=1))
 
 
 def run_pipeline(data_root, output_dir, *extra, export_dir=""):
@@ -85,10 +79,10 @@ def _float32_policy():
 
 
 @pytest.fixture(scope="module")
-def tv_run(data_root, tmp_path_factory):
+def tv_run(ag_news_root, tmp_path_factory):
     """One tiny TextVectorization run with export: (metrics, output folder, export base folder)."""
     root = tmp_path_factory.mktemp("tv_run")
-    metrics = run_pipeline(data_root, root / "run", export_dir=root / "export")
+    metrics = run_pipeline(ag_news_root, root / "run", export_dir=root / "export")
     return metrics, root / "run", root / "export"
 
 
@@ -171,6 +165,7 @@ def test_validation_size_is_a_fraction_or_a_count():
 
 # The main run: files, figures, export.
 
+@pytest.mark.slow
 def test_run_writes_config_history_logs_and_checkpoints(tv_run):
     metrics, output_dir, _ = tv_run
     config = read_json(output_dir / "config.json")
@@ -186,6 +181,7 @@ def test_run_writes_config_history_logs_and_checkpoints(tv_run):
     assert read_json(output_dir / "metrics.json") == json.loads(json.dumps(metrics))
 
 
+@pytest.mark.slow
 def test_metrics_hold_test_figures_speed_and_wall_time(tv_run):
     metrics = read_json(tv_run[1] / "metrics.json")
     test = metrics["test"]
@@ -202,6 +198,7 @@ def test_metrics_hold_test_figures_speed_and_wall_time(tv_run):
     assert metrics["teacher_seconds"] == 0.0  # --distillation-weight 0: no teacher.
 
 
+@pytest.mark.slow
 def test_export_is_the_first_version_and_serves_text(tv_run):
     metrics, _, export_dir = tv_run
     assert metrics["export"]["path"] == os.path.join(str(export_dir), "1")
@@ -216,6 +213,7 @@ def test_export_is_the_first_version_and_serves_text(tv_run):
     assert edge.tolist() == [False, True]  # 32 tokens are read whole, 33 are not.
 
 
+@pytest.mark.slow
 def test_export_loads_in_a_fresh_process_that_never_imports_tfnlp(tv_run, tmp_path):
     path = tv_run[0]["export"]["path"]
     expected = serve(path, SERVING_TEXTS)["probabilities"]
@@ -235,6 +233,7 @@ def test_export_loads_in_a_fresh_process_that_never_imports_tfnlp(tv_run, tmp_pa
     assert set(result["label"]) <= set(CLASS_NAMES)
 
 
+@pytest.mark.large
 def test_saved_model_cli_shows_the_serving_signature(tv_run):
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     result = subprocess.run([cli, "show", "--all", "--dir", tv_run[0]["export"]["path"]], capture_output=True,
@@ -250,9 +249,10 @@ def test_saved_model_cli_shows_the_serving_signature(tv_run):
     assert "Method name is: tensorflow/serving/predict" in squeezed
 
 
-def test_same_seed_repeats_the_run_and_exports_the_next_version(tv_run, data_root, tmp_path):
+@pytest.mark.slow
+def test_same_seed_repeats_the_run_and_exports_the_next_version(tv_run, ag_news_root, tmp_path):
     first_metrics, first_dir, export_dir = tv_run
-    metrics = run_pipeline(data_root, tmp_path / "again", export_dir=export_dir)
+    metrics = run_pipeline(ag_news_root, tmp_path / "again", export_dir=export_dir)
     assert metrics["export"]["path"] == os.path.join(str(export_dir), "2")
     def without_timing(rows):
         return [{k: v for k, v in row.items() if k not in ("examples_per_second", "train_seconds")} for row in rows]
@@ -264,13 +264,15 @@ def test_same_seed_repeats_the_run_and_exports_the_next_version(tv_run, data_roo
 
 # The other tokenizer, XLA, mixed precision, resume, mirrored.
 
-@pytest.mark.integration  # The packaged all-MiniLM-L6-v2 weights.
+@pytest.mark.integration  # The shared AG News files and the packaged all-MiniLM-L6-v2 weights.
 @pytest.mark.slow
-def test_wordpiece_with_pretrained_embeddings_end_to_end(data_root, tmp_path):
+def test_wordpiece_with_pretrained_embeddings_end_to_end(data_dir, tmp_path):
+    """The default configuration on the real files, shrunk to 24 training and 16 evaluation rows and a tiny model:
+    this pipeline's real-data smoke."""
     metrics = pipeline.main([
-        "--data-dir", data_root, "--output-dir", str(tmp_path / "run"), "--export-dir", str(tmp_path / "export"),
-        "--max-train-examples", "24", "--embedding-dim", "8", "--num-heads", "2", "--intermediate-dim", "8",
-        "--sequence-length", "32", "--epochs", "1", "--batch-size", "8"])
+        "--data-dir", data_dir, "--output-dir", str(tmp_path / "run"), "--export-dir", str(tmp_path / "export"),
+        "--max-train-examples", "24", "--max-eval-examples", "16", "--embedding-dim", "8", "--num-heads", "2",
+        "--intermediate-dim", "8", "--sequence-length", "32", "--epochs", "1", "--batch-size", "8"])
     config = read_json(tmp_path / "run" / "config.json")
     assert config["model"]["tokenizer"] == "wordpiece" and config["model"]["pretrained_embeddings"]
     assert config["model"]["ngram_buckets"] > 0  # The defaults add the bag of hashed bigrams.
@@ -305,11 +307,12 @@ def test_wordpiece_with_pretrained_embeddings_end_to_end(data_root, tmp_path):
     assert served["truncated"].tolist() == [text.startswith("stocks fell") for text in SERVING_TEXTS]
 
 
-def test_jit_compile_run_of_the_lesson_args_file_with_overrides(data_root, tmp_path):
+@pytest.mark.slow
+def test_jit_compile_run_of_the_lesson_args_file_with_overrides(ag_news_root, tmp_path):
     lesson_file = os.path.join(REPO, "pipelines", "configs", "agnews_transformer_lesson.json")
     overrides = {"vocabulary_size": 50, "sequence_length": 32, "epochs": 1, "batch_size": 8, "validation_size": 8}
     argv = [f"--{name.replace('_', '-')}={value}" for name, value in overrides.items()]
-    metrics = pipeline.main(["--args-file", lesson_file, *argv, "--jit-compile", "--data-dir", data_root,
+    metrics = pipeline.main(["--args-file", lesson_file, *argv, "--jit-compile", "--data-dir", ag_news_root,
                              "--output-dir", str(tmp_path / "run"), "--export-dir", ""])
     config = read_json(tmp_path / "run" / "config.json")
     arguments = {**config["data"], **config["model"], **config["training"]}
@@ -321,7 +324,8 @@ def test_jit_compile_run_of_the_lesson_args_file_with_overrides(data_root, tmp_p
     assert 0 <= metrics["test"]["accuracy"] <= 1
 
 
-def test_mixed_precision_trains_and_outputs_float32(data_root, tmp_path, monkeypatch):
+@pytest.mark.large
+def test_mixed_precision_trains_and_outputs_float32(ag_news_root, tmp_path, monkeypatch):
     built = []
     build_model = pipeline.build_model
 
@@ -331,7 +335,7 @@ def test_mixed_precision_trains_and_outputs_float32(data_root, tmp_path, monkeyp
         return built[0]
 
     monkeypatch.setattr(pipeline, "build_model", recording_build_model)
-    metrics = run_pipeline(data_root, tmp_path / "run", "--mixed-precision", export_dir=tmp_path / "export")
+    metrics = run_pipeline(ag_news_root, tmp_path / "run", "--mixed-precision", export_dir=tmp_path / "export")
     model, initial_weights = built
     assert read_json(tmp_path / "run" / "config.json")["environment"]["compute_dtype"] == "float16"
     assert model.get_layer("transformer_block_0").compute_dtype == "float16"
@@ -356,30 +360,32 @@ class StopAfterEpoch(tf_keras.callbacks.Callback):
             raise KeyboardInterrupt(f"interrupted after epoch {epoch}")
 
 
-def test_interrupted_run_resumes_from_its_last_epoch(data_root, tmp_path, monkeypatch):
+@pytest.mark.large
+def test_interrupted_run_resumes_from_its_last_epoch(ag_news_root, tmp_path, monkeypatch):
     output_dir = tmp_path / "run"
     callbacks = Runtime.callbacks
     monkeypatch.setattr(Runtime, "callbacks", lambda self, n, **kw: callbacks(self, n, extra=[StopAfterEpoch(1)]))
     with pytest.raises(KeyboardInterrupt):
-        run_pipeline(data_root, output_dir, "--epochs", "4")
+        run_pipeline(ag_news_root, output_dir, "--epochs", "4")
     assert [row["epoch"] for row in read_history(output_dir)] == ["0", "1"]
     assert not os.path.exists(output_dir / "metrics.json")
 
     monkeypatch.setattr(Runtime, "callbacks", callbacks)
-    metrics = run_pipeline(data_root, output_dir, "--epochs", "4")
+    metrics = run_pipeline(ag_news_root, output_dir, "--epochs", "4")
     assert [row["epoch"] for row in read_history(output_dir)] == ["0", "1", "2", "3"]
     assert metrics["epochs_run_this_session"] == 2  # Epochs 2 and 3 only: it did not start over.
     assert not os.path.exists(output_dir / "backup" / "chief")
 
 
-def test_distillation_run_resumes_without_encoding_the_texts_again(data_root, tmp_path, monkeypatch,
+@pytest.mark.slow
+def test_distillation_run_resumes_without_encoding_the_texts_again(ag_news_root, tmp_path, monkeypatch,
                                                                    tiny_bert_dir):
     output_dir = tmp_path / "run"
     distill = ["--distillation-weight", "3", "--distillation-teacher", tiny_bert_dir, "--epochs", "3"]
     callbacks = Runtime.callbacks
     monkeypatch.setattr(Runtime, "callbacks", lambda self, n, **kw: callbacks(self, n, extra=[StopAfterEpoch(0)]))
     with pytest.raises(KeyboardInterrupt):
-        run_pipeline(data_root, output_dir, *distill)
+        run_pipeline(ag_news_root, output_dir, *distill)
     teacher = np.load(output_dir / "teacher" / "train.npz")["features"]
     assert teacher.shape == (43, 32)  # The tiny BERT's width, one vector per training text.
 
@@ -387,7 +393,7 @@ def test_distillation_run_resumes_without_encoding_the_texts_again(data_root, tm
     trainers = []
     build_trainer = pipeline.build_trainer
     monkeypatch.setattr(pipeline, "build_trainer", lambda *args: trainers.append(build_trainer(*args)) or trainers[-1])
-    metrics = run_pipeline(data_root, output_dir, *distill, export_dir=tmp_path / "export")
+    metrics = run_pipeline(ag_news_root, output_dir, *distill, export_dir=tmp_path / "export")
     assert metrics["teacher_seconds"] == 0.0 and metrics["epochs_run_this_session"] == 2  # Cache and backup reused.
     [trainer] = trainers
     assert isinstance(trainer, SentenceEmbeddingDistiller) and trainer.distillation_weight == 3.0
@@ -406,21 +412,22 @@ def test_distillation_run_resumes_without_encoding_the_texts_again(data_root, tm
     check_probabilities(outputs["probabilities"], len(SERVING_TEXTS))
 
 
-def test_a_run_reading_the_cached_teacher_embeddings_repeats_the_run_that_computed_them(data_root, tmp_path,
+@pytest.mark.large
+def test_a_run_reading_the_cached_teacher_embeddings_repeats_the_run_that_computed_them(ag_news_root, tmp_path,
                                                                                         tiny_bert_dir):
     distill = ["--distillation-teacher", tiny_bert_dir, "--epochs", "1", "--seed", "3"]
-    first = run_pipeline(data_root, tmp_path / "first", *distill, "--distillation-weight", "3")
+    first = run_pipeline(ag_news_root, tmp_path / "first", *distill, "--distillation-weight", "3")
     assert first["teacher_seconds"] > 0  # The teacher BERT was built and ran (drawing random numbers).
     os.makedirs(tmp_path / "second" / "teacher")
     shutil.copy(tmp_path / "first" / "teacher" / "train.npz", tmp_path / "second" / "teacher" / "train.npz")
-    second = run_pipeline(data_root, tmp_path / "second", *distill, "--distillation-weight", "3")
+    second = run_pipeline(ag_news_root, tmp_path / "second", *distill, "--distillation-weight", "3")
     assert second["teacher_seconds"] == 0.0
     assert read_history(tmp_path / "second")[0]["loss"] == read_history(tmp_path / "first")[0]["loss"]
     assert second["test"]["confusion_matrix"] == first["test"]["confusion_matrix"]
 
 
-@pytest.mark.slow
-def test_mirrored_strategy_on_two_logical_cpus(data_root, tmp_path, tiny_bert_dir):
+@pytest.mark.large
+def test_mirrored_strategy_on_two_logical_cpus(ag_news_root, tmp_path, tiny_bert_dir):
     out = run_fresh_python("""
         import json, sys
         import tfnlp
@@ -438,7 +445,7 @@ def test_mirrored_strategy_on_two_logical_cpus(data_root, tmp_path, tiny_bert_di
         assert isinstance(strategy, tf.distribute.MirroredStrategy) and strategy.num_replicas_in_sync == 2
         assert all(isinstance(w, tf.distribute.DistributedValues) for w in built[0].weights)
         print(json.dumps(metrics["test"]["accuracy"]))
-    """, "--data-dir", data_root, "--output-dir", tmp_path / "run", "--export-dir", "", "--strategy", "mirrored",
+    """, "--data-dir", ag_news_root, "--output-dir", tmp_path / "run", "--export-dir", "", "--strategy", "mirrored",
         *TINY, "--distillation-weight", "1", "--distillation-teacher", tiny_bert_dir, cwd=REPO,
         env={"PYTHONPATH": REPO})
     assert 0 <= json.loads(out.strip().splitlines()[-1]) <= 1

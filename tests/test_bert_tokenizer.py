@@ -4,7 +4,7 @@ Unit tests use the tiny vocabulary of ``conftest.py`` (ids: [PAD] 0, [UNK] 2,
 [CLS] 3, [SEP] 4, the 6, a 7, cat 8, sat 9, ##s 13, . 21, un 26, ##aff 27,
 ##able 28, hello 29, world 30). Integration tests compare with HuggingFace
 ``BertTokenizerFast`` of the packaged all-MiniLM-L6-v2 on the real data and on
-every character of Unicode 3.2.
+every character of Unicode 3.2 (that one in the large tier, `make test-all`).
 """
 
 import doctest
@@ -359,7 +359,7 @@ HF_OLDER_UNICODE = {0x166D, 0x1734, 0x1885, 0x1886}
 
 
 @pytest.mark.integration
-@pytest.mark.slow
+@pytest.mark.large
 def test_parity_with_hf_on_every_character_of_unicode_3_2(hf_tokenizer, vocab_file):
     code_points = [code_point for code_point in range(1, 0x110000)
                    if unicodedata.ucd_3_2_0.category(chr(code_point)) not in ("Cn", "Cs")

@@ -2,7 +2,9 @@
 arguments or files, its terminal output, killed outright (SIGKILL) at each stage and started again, and the
 installed package from a folder outside the repository.
 
-Every run uses tiny fixtures (48 training rows, an 8-wide Transformer, a tiny random BERT as teacher).
+Every run uses tiny fixtures (48 training rows, an 8-wide Transformer, a tiny random BERT as teacher). The kills
+at every stage are in the large tier (`make test-all`); `make test` keeps one real SIGKILL and resume, of the
+shared runtime (tests/test_training_runtime.py).
 """
 
 import csv
@@ -113,11 +115,6 @@ def epochs_in_history(output_dir):
         return [row["epoch"] for row in csv.DictReader(f)]
 
 
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    return write_ag_news_folder(tmp_path_factory.mktemp("data"), topic_rows(48, seed=0), topic_rows(16, seed=1))
-
-
 # 1. Offline, without local data: every fit script stops at once with one line.
 
 @pytest.mark.parametrize("module", ["pipelines.agnews_transformer", "pipelines.agnews_hub_bert"])
@@ -141,8 +138,8 @@ def test_offline_without_local_data_the_script_stops_at_once_with_one_line(tmp_p
 
 # 2. Errors a person can read.
 
-def test_an_impossible_argument_combination_is_one_line_before_tensorflow_builds_anything(tmp_path, data_root):
-    result = run_script("pipelines.agnews_transformer", "--data-dir", data_root, "--output-dir", tmp_path / "run",
+def test_an_impossible_argument_combination_is_one_line_before_tensorflow_builds_anything(tmp_path, ag_news_root):
+    result = run_script("pipelines.agnews_transformer", "--data-dir", ag_news_root, "--output-dir", tmp_path / "run",
                         "--num-heads", "3", env=script_env(tmp_path), cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr == ("error: --num-heads (3) must divide --embedding-dim (32): each head attends over "
@@ -193,8 +190,8 @@ def test_tf_hub_script_rejects_arguments_that_cannot_work_when_parsing(tmp_path,
 # 3. Quiet, useful terminal output.
 
 @pytest.mark.slow
-def test_default_output_is_configuration_progress_epochs_results_and_files(tmp_path, data_root):
-    result = run_script("pipelines.agnews_transformer", "--data-dir", data_root, "--output-dir", tmp_path / "run",
+def test_default_output_is_configuration_progress_epochs_results_and_files(tmp_path, ag_news_root):
+    result = run_script("pipelines.agnews_transformer", "--data-dir", ag_news_root, "--output-dir", tmp_path / "run",
                         "--export-dir", tmp_path / "export", *TINY, env=script_env(tmp_path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = (result.stdout + result.stderr).splitlines()
@@ -202,7 +199,7 @@ def test_default_output_is_configuration_progress_epochs_results_and_files(tmp_p
     assert not [line for line in lines if any(noise in line for noise in NOISE)]
     messages = [line[9:] for line in lines]
     assert messages[0].startswith(f"configuration in {tmp_path / 'run' / 'config.json'}: TensorFlow ")
-    assert messages[1].startswith(f"options: --data-dir {data_root} --tokenizer text_vectorization ")
+    assert messages[1].startswith(f"options: --data-dir {ag_news_root} --tokenizer text_vectorization ")
     assert [m.split(":")[0] for m in messages if m.startswith("epoch ")] == ["epoch 1/2", "epoch 2/2"]
     assert any(m.startswith("adapting the TextVectorization vocabulary: 43 texts in ") and m.endswith(" texts/s)")
                for m in messages)
@@ -214,10 +211,10 @@ def test_default_output_is_configuration_progress_epochs_results_and_files(tmp_p
 
 # 4. Resume from any kill.
 
-@pytest.mark.slow
-def test_killed_at_each_stage_the_run_finishes_without_training_twice(tmp_path, data_root):
+@pytest.mark.large
+def test_killed_at_each_stage_the_run_finishes_without_training_twice(tmp_path, ag_news_root):
     run, export = tmp_path / "run", tmp_path / "export"
-    args = ["--data-dir", data_root, "--output-dir", run, "--export-dir", export, *TINY]
+    args = ["--data-dir", ag_news_root, "--output-dir", run, "--export-dir", export, *TINY]
     env = script_env(tmp_path)
 
     def killed_at(stage, *extra):
@@ -260,11 +257,11 @@ def test_killed_at_each_stage_the_run_finishes_without_training_twice(tmp_path, 
     assert 0 <= metrics["test"]["accuracy"] <= 1
 
 
-@pytest.mark.slow
-def test_killed_while_caching_the_teacher_embeddings_the_run_finishes_and_leaves_no_temporary(tmp_path, data_root,
+@pytest.mark.large
+def test_killed_while_caching_the_teacher_embeddings_the_run_finishes_and_leaves_no_temporary(tmp_path, ag_news_root,
                                                                                                tiny_bert_dir):
     run = tmp_path / "run"
-    args = ["--data-dir", data_root, "--output-dir", run, "--export-dir", "", *TINY, "--epochs", "1",
+    args = ["--data-dir", ag_news_root, "--output-dir", run, "--export-dir", "", *TINY, "--epochs", "1",
             "--distillation-weight", "3", "--distillation-teacher", tiny_bert_dir]
     killed = run_script("pipelines.agnews_transformer", *args, env=script_env(tmp_path), cwd=tmp_path,
                         stage="teacher")

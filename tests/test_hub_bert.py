@@ -1,13 +1,16 @@
 """TF-Hub BERT artifacts (tfnlp.hub), the hub classifier builders, and pipelines/agnews_hub_bert.py end to end.
 
-Unit and end-to-end tests use a tiny random BERT (2 layers, hidden 32) exported
-through the same artifact builder as the packaged MiniLM; integration tests
-check the MiniLM artifacts against Hugging Face on real AG News texts.
+Unit and end-to-end tests use a tiny random BERT (2 layers, hidden 32,
+`conftest.topic_bert`) exported through the same artifact builder as the
+packaged MiniLM; integration tests check the MiniLM artifacts against Hugging
+Face on real AG News texts. One frozen-stage run (`frozen_run`) is shared by
+the tests that read it or start from a copy of its folder.
 """
 
 import doctest
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -19,8 +22,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_hub as hub
 
-from helpers import AG_NEWS_CLASS_NAMES as CLASS_NAMES, TOPIC_WORDS, topic_rows, write_ag_news_folder
-from helpers import write_tiny_bert_folder
+from helpers import AG_NEWS_CLASS_NAMES as CLASS_NAMES, TOPIC_VOCAB as VOCAB, write_tiny_bert_folder
 from pipelines import agnews_hub_bert as pipeline
 from pipelines import export_hub_bert
 from tfnlp import pretrained
@@ -31,26 +33,13 @@ from tfnlp.text import BertTokenizer
 from tfnlp.training.feature_cache import cached_features
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VOCAB = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "'", "!", "report", "today", "officials", "said",
-          "the", "a", "in", "##s", "##ing", "caf", "##e"] + [word for words in TOPIC_WORDS for word in words])
 SENTENCES = ["The minister's report, today!", "Stocks and shares in the market", "Café software chips", "",
              "   ", "unknown wordsss"]
 
 
 @pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    """A tiny random BERT folder (2 layers, hidden 32) whose vocabulary covers the topic words."""
-    return write_tiny_bert_folder(tmp_path_factory.mktemp("bert") / "tiny_bert", VOCAB, max_position_embeddings=64)
-
-
-@pytest.fixture(scope="module")
-def artifacts(tiny_bert, tmp_path_factory):
-    return build_artifacts(tiny_bert, str(tmp_path_factory.mktemp("hub")), seq_length=16)
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    return write_ag_news_folder(tmp_path_factory.mktemp("data"), topic_rows(40, seed=0), topic_rows(12, seed=1))
+def artifacts(topic_bert, tmp_path_factory):
+    return build_artifacts(topic_bert, str(tmp_path_factory.mktemp("hub")), seq_length=16)
 
 
 def hf_encode(bert_dir, sentences, length):
@@ -62,20 +51,20 @@ def hf_encode(bert_dir, sentences, length):
 
 # ---------------------------------------------------------------- artifacts
 
-def test_artifact_folders_say_preprocess_and_encoder(artifacts, tiny_bert):
-    assert os.path.basename(artifacts.preprocess) == "tiny_bert_preprocess"
-    assert os.path.basename(artifacts.encoder) == "tiny_bert_encoder"
+def test_artifact_folders_say_preprocess_and_encoder(artifacts, topic_bert):
+    assert os.path.basename(artifacts.preprocess) == "topic_bert_preprocess"
+    assert os.path.basename(artifacts.encoder) == "topic_bert_encoder"
     for path in artifacts:
         assert os.path.isfile(os.path.join(path, "saved_model.pb"))
         with open(os.path.join(path, "assets", "vocab.txt"), encoding="utf-8") as f:
             assert f.read().split("\n")[:len(VOCAB)] == VOCAB
     # No temporary folders are left beside them.
-    assert sorted(os.listdir(os.path.dirname(artifacts.encoder))) == ["tiny_bert_encoder", "tiny_bert_preprocess"]
+    assert sorted(os.listdir(os.path.dirname(artifacts.encoder))) == ["topic_bert_encoder", "topic_bert_preprocess"]
 
 
-def test_preprocessor_matches_hf_tokenizer(artifacts, tiny_bert):
+def test_preprocessor_matches_hf_tokenizer(artifacts, topic_bert):
     outputs = hub.KerasLayer(artifacts.preprocess)(tf.constant(SENTENCES))
-    expected = hf_encode(tiny_bert, SENTENCES, 16)
+    expected = hf_encode(topic_bert, SENTENCES, 16)
     assert set(outputs) == {"input_word_ids", "input_mask", "input_type_ids"}
     assert outputs["input_word_ids"].shape == (len(SENTENCES), 16) and outputs["input_word_ids"].dtype == tf.int32
     np.testing.assert_array_equal(outputs["input_word_ids"].numpy(), expected["input_ids"])
@@ -83,7 +72,7 @@ def test_preprocessor_matches_hf_tokenizer(artifacts, tiny_bert):
     np.testing.assert_array_equal(outputs["input_type_ids"].numpy(), expected["token_type_ids"])
 
 
-def test_preprocessor_tokenize_and_pack_pairs(artifacts, tiny_bert):
+def test_preprocessor_tokenize_and_pack_pairs(artifacts, topic_bert):
     loaded = hub.load(artifacts.preprocess)
     tokens = loaded.tokenize(tf.constant(["Stocks report", "the cup"]))
     assert isinstance(tokens, tf.RaggedTensor) and tokens.shape.rank == 3
@@ -105,12 +94,12 @@ def test_preprocessor_tokenize_and_pack_pairs(artifacts, tiny_bert):
                                                                 [1, 1, 1, 1, 1, 1, 1, 0]])
 
 
-def test_encoder_matches_tf_bert_model(artifacts, tiny_bert):
+def test_encoder_matches_tf_bert_model(artifacts, topic_bert):
     inputs = hub.KerasLayer(artifacts.preprocess)(tf.constant(SENTENCES))
     outputs = hub.KerasLayer(artifacts.encoder)(inputs)
     assert set(outputs) >= {"pooled_output", "sequence_output", "encoder_outputs"}
     assert len(outputs["encoder_outputs"]) == 2
-    reference = pretrained.load_bert_model(tiny_bert)(
+    reference = pretrained.load_bert_model(topic_bert)(
         input_ids=inputs["input_word_ids"], attention_mask=inputs["input_mask"],
         token_type_ids=inputs["input_type_ids"])
     mask = inputs["input_mask"].numpy()[..., None]
@@ -133,14 +122,14 @@ def test_encoder_is_fine_tunable_with_dropout(artifacts):
     assert all(g is not None for g in tape.gradient(loss, layer.trainable_weights))
 
 
-def test_export_keeps_existing_artifacts_unless_overwrite(artifacts, tiny_bert):
+def test_export_keeps_existing_artifacts_unless_overwrite(artifacts, topic_bert):
     before = os.stat(os.path.join(artifacts.encoder, "saved_model.pb")).st_mtime_ns
-    again = build_artifacts(tiny_bert, os.path.dirname(artifacts.encoder), seq_length=16)
+    again = build_artifacts(topic_bert, os.path.dirname(artifacts.encoder), seq_length=16)
     assert again == artifacts
     assert os.stat(os.path.join(artifacts.encoder, "saved_model.pb")).st_mtime_ns == before
 
 
-def test_failed_export_leaves_nothing(tiny_bert, tmp_path, monkeypatch):
+def test_failed_export_leaves_nothing(topic_bert, tmp_path, monkeypatch):
     from tfnlp.hub import export as export_module
 
     def broken_save(*args, **kwargs):
@@ -148,7 +137,7 @@ def test_failed_export_leaves_nothing(tiny_bert, tmp_path, monkeypatch):
 
     monkeypatch.setattr(export_module.tf.saved_model, "save", broken_save)
     with pytest.raises(RuntimeError, match="disk full"):
-        build_artifacts(tiny_bert, str(tmp_path / "hub"))
+        build_artifacts(topic_bert, str(tmp_path / "hub"))
     assert os.listdir(tmp_path / "hub") == []
 
 
@@ -176,8 +165,8 @@ def test_preprocessor_validates_and_docstring_runs():
     assert result.attempted >= 3 and result.failed == 0
 
 
-def test_export_script_checks_parity(tiny_bert, tmp_path, capsys):
-    result = export_hub_bert.main(["--pretrained", tiny_bert, "--hub-dir", str(tmp_path), "--seq-length", "16"])
+def test_export_script_checks_parity(topic_bert, tmp_path, capsys):
+    result = export_hub_bert.main(["--pretrained", topic_bert, "--hub-dir", str(tmp_path), "--seq-length", "16"])
     assert result["check"]["ids_match"] is True
     assert result["check"]["max_abs_diff_sequence_output"] <= 1e-4
     assert result["check"]["max_abs_diff_pooled_output"] <= 1e-4
@@ -277,9 +266,28 @@ def run_pipeline(data_root, artifacts, output_dir, *extra, export_dir=""):
     return pipeline.main(argv)
 
 
-def test_pipeline_end_to_end(data_root, artifacts, tmp_path):
+FROZEN_ONLY = ("--skip-fine-tuning", "--pooling", "pooled_output")
+
+
+@pytest.fixture(scope="module")
+def frozen_run(ag_news_root, artifacts, tmp_path_factory):
+    """The frozen stage alone (``--pooling pooled_output``, the lesson's), exported: its metrics and folders.
+
+    Tests that run the script again in its output folder work on a copy (`copy_run`)."""
+    root = tmp_path_factory.mktemp("frozen_run")
+    metrics = run_pipeline(ag_news_root, artifacts, root / "run", *FROZEN_ONLY, export_dir=root / "export")
+    return {"metrics": metrics, "run": root / "run", "export": metrics["export"]["path"]}
+
+
+def copy_run(frozen_run, tmp_path):
+    """A copy of the shared frozen run's output folder, to run the script again in."""
+    return shutil.copytree(frozen_run["run"], tmp_path / "run")
+
+
+@pytest.mark.slow
+def test_pipeline_end_to_end(ag_news_root, artifacts, tmp_path):
     export_dir = tmp_path / "export"
-    metrics = run_pipeline(data_root, artifacts, tmp_path / "run", export_dir=export_dir)
+    metrics = run_pipeline(ag_news_root, artifacts, tmp_path / "run", export_dir=export_dir)
     frozen, tuned = metrics["frozen"], metrics["fine_tune"]
     for stage in ("frozen", "fine_tune"):
         on_disk = json.loads((tmp_path / "run" / stage / "metrics.json").read_text())
@@ -288,8 +296,9 @@ def test_pipeline_end_to_end(data_root, artifacts, tmp_path):
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["export"] == metrics["export"]
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["fine_tune"]["learning_rate"] == 1e-3 and config["handles"]["encoder"] == artifacts.encoder
-    assert frozen["train_examples"] == 32 and tuned["train_examples"] == 32
-    assert len(frozen["test"]["confusion_matrix"]) == 4 and sum(map(sum, frozen["test"]["confusion_matrix"])) == 12
+    assert config["model"]["pooling"] == "mean"  # The default: MiniLM's sentence vector.
+    assert frozen["train_examples"] == 40 and tuned["train_examples"] == 40
+    assert len(frozen["test"]["confusion_matrix"]) == 4 and sum(map(sum, frozen["test"]["confusion_matrix"])) == 16
     assert frozen["encoder_seconds"]["train"] > 0 and frozen["features_from_cache"] is False
     assert frozen["cache_speedup"] > 1
     for split in ("train", "validation", "test"):
@@ -298,20 +307,21 @@ def test_pipeline_end_to_end(data_root, artifacts, tmp_path):
     assert set(metrics["export"]["smoke_labels"]) <= set(CLASS_NAMES)
 
 
-def test_pipeline_fine_tuning_changes_encoder_and_frozen_stage_does_not(data_root, artifacts, tmp_path):
+@pytest.mark.slow
+def test_pipeline_fine_tuning_changes_encoder_and_frozen_stage_does_not(ag_news_root, artifacts, frozen_run,
+                                                                        tmp_path):
     reference = [w.numpy() for w in hub.KerasLayer(artifacts.encoder).weights]
-    frozen_only = run_pipeline(data_root, artifacts, tmp_path / "frozen_only", "--skip-fine-tuning",
-                               "--pooling", "pooled_output", export_dir=tmp_path / "export")
+    frozen_only = frozen_run["metrics"]
     assert "fine_tune" not in frozen_only
-    assert json.loads((tmp_path / "frozen_only" / "config.json").read_text())["model"]["pooling"] == "pooled_output"
-    served = tf.saved_model.load(frozen_only["export"]["path"])
+    assert json.loads((frozen_run["run"] / "config.json").read_text())["model"]["pooling"] == "pooled_output"
+    served = tf.saved_model.load(frozen_run["export"])
     exported_encoder = [v for v in served.model.variables if "layer_0/intermediate/kernel" in v.name]
     original = [w for w in hub.KerasLayer(artifacts.encoder).weights if "layer_0/intermediate/kernel" in w.name]
     np.testing.assert_array_equal(exported_encoder[0].numpy(), original[0].numpy())
 
-    tuned = run_pipeline(data_root, artifacts, tmp_path / "tuned_only", "--skip-frozen-stage",
+    tuned = run_pipeline(ag_news_root, artifacts, tmp_path / "tuned_only", "--skip-frozen-stage",
                          "--average-snapshots", "2", "--average-fraction", "1", export_dir=tmp_path / "export")
-    assert "frozen" not in tuned and tuned["export"]["path"].endswith("2")
+    assert "frozen" not in tuned and tuned["export"]["path"] == str(tmp_path / "export" / "1")
     assert tuned["fine_tune"]["averaging"]["snapshots"] == 2  # --average-snapshots reaches the shared loop.
     served = tf.saved_model.load(tuned["export"]["path"])
     changed = [v for v in served.model.variables if "layer_0/intermediate/kernel" in v.name]
@@ -321,16 +331,17 @@ def test_pipeline_fine_tuning_changes_encoder_and_frozen_stage_does_not(data_roo
         np.testing.assert_array_equal(before, after)
 
 
-def test_pipeline_rerun_reuses_frozen_stage(data_root, artifacts, tmp_path):
-    first = run_pipeline(data_root, artifacts, tmp_path / "run", "--skip-fine-tuning")
-    second = run_pipeline(data_root, artifacts, tmp_path / "run", "--skip-fine-tuning")
-    assert second["frozen"] == json.loads(json.dumps(first["frozen"]))
+@pytest.mark.slow
+def test_pipeline_rerun_reuses_frozen_stage(ag_news_root, artifacts, frozen_run, tmp_path):
+    second = run_pipeline(ag_news_root, artifacts, copy_run(frozen_run, tmp_path), *FROZEN_ONLY)
+    assert second["frozen"] == json.loads(json.dumps(frozen_run["metrics"]["frozen"]))
 
 
-def test_feature_cache_survives_an_interrupted_frozen_stage(data_root, artifacts, tmp_path):
-    run_pipeline(data_root, artifacts, tmp_path / "run", "--skip-fine-tuning")
-    os.remove(tmp_path / "run" / "frozen" / "metrics.json")  # As if killed after caching, before finishing.
-    again = run_pipeline(data_root, artifacts, tmp_path / "run", "--skip-fine-tuning")
+@pytest.mark.slow
+def test_feature_cache_survives_an_interrupted_frozen_stage(ag_news_root, artifacts, frozen_run, tmp_path):
+    run = copy_run(frozen_run, tmp_path)
+    os.remove(run / "frozen" / "metrics.json")  # As if killed after caching, before finishing.
+    again = run_pipeline(ag_news_root, artifacts, run, *FROZEN_ONLY)
     assert again["frozen"]["features_from_cache"] is True and again["frozen"]["encoder_seconds"]["train"] == 0.0
 
 
@@ -352,9 +363,9 @@ def test_pipeline_rejects_bad_arguments(argv, message, tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
-def test_export_serves_raw_text_in_a_fresh_process_without_tfnlp(data_root, artifacts, tmp_path):
-    metrics = run_pipeline(data_root, artifacts, tmp_path / "run", "--skip-fine-tuning",
-                           export_dir=tmp_path / "export")
+@pytest.mark.slow
+def test_export_serves_raw_text_in_a_fresh_process_without_tfnlp(frozen_run, tmp_path):
+    metrics = frozen_run["metrics"]
     script = textwrap.dedent("""
         import json, sys
         import tensorflow as tf

@@ -12,7 +12,9 @@ the same command and output folder, as on two machines:
 - a worker killed mid-training makes the other stop within a bounded time with
   one line naming the lost worker, instead of hanging.
 
-Every process is bounded by a timeout and killed when the test ends.
+Every process is bounded by a timeout and killed when the test ends. The two
+cluster runs are in the large tier (`make test-all`); the reading of cluster
+failures is a unit test.
 """
 
 import json
@@ -30,8 +32,6 @@ import tensorflow as tf
 
 from helpers import topic_rows, write_ag_news_folder
 from pipelines import agnews_transformer
-
-pytestmark = pytest.mark.slow
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # 64 training examples (72 rows, the last 8 for validation) in 8 full global batches of 8: each worker gets 4 of
@@ -111,6 +111,7 @@ def largest_difference(a, b):
     return max(float(np.max(np.abs(a[name] - b[name]))) if b[name].size else 0.0 for name in b)
 
 
+@pytest.mark.large
 def test_two_workers_train_like_one_process_and_only_the_chief_writes(tmp_path, data):
     run, export = tmp_path / "run", tmp_path / "export"
     argv = ["--data-dir", data, "--output-dir", str(run), "--export-dir", str(export), "--epochs", "2",
@@ -166,6 +167,7 @@ def test_two_workers_train_like_one_process_and_only_the_chief_writes(tmp_path, 
                                [float(row[column]) for row in reference[1:]], rtol=1e-3)
 
 
+@pytest.mark.large
 def test_a_killed_worker_stops_the_other_with_a_clear_message(tmp_path, data):
     argv = ["--data-dir", data, "--output-dir", str(tmp_path / "run"), "--export-dir", "", "--epochs", "500",
             "--strategy", "multi_worker", *TINY]

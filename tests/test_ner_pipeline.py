@@ -4,7 +4,9 @@ Every run passes its sizes through ``main(argv=[...])``: the script's defaults
 are the real training configuration and are never relied on here. The shared
 tiny run (`conftest.ner_run`) is also what the run's consumers are tested on:
 its report pictures, ``pipelines.compare``, ``pipelines.predict``, the REST
-conversion and the warm-up file of its export.
+conversion and the warm-up file of its export. The casing
+variant of a whole run and the longer real-data run are in the large tier
+(`make test-all`); the casing export itself is tested in test_ner_serving.py.
 """
 
 import collections
@@ -18,8 +20,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import TINY_VOCAB
-from helpers import run_fresh_python, write_conll_folder, write_tiny_bert_folder
+from helpers import run_fresh_python, write_conll_folder
 from pipelines import compare, predict
 from pipelines import conll_ner as pipeline
 from tfnlp.plots import entity_scores as entity_scores_module
@@ -35,17 +36,13 @@ def data_root(tmp_path_factory):
     return write_conll_folder(tmp_path_factory.mktemp("data"))
 
 
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    return write_tiny_bert_folder(tmp_path_factory.mktemp("bert") / "tiny", TINY_VOCAB)
-
-
 def run(data_root, tiny_bert, output_dir, export_dir, *extra):
     return pipeline.main(["--data-dir", data_root, "--pretrained", tiny_bert, "--output-dir", str(output_dir),
                           "--export-dir", str(export_dir), "--max-length", "16", "--stride", "6",
                           "--batch-size", "4", "--steps-per-execution", "1", *extra])
 
 
+@pytest.mark.slow
 def test_tiny_run_trains_evaluates_exports_and_reloads_without_tfnlp(ner_run, tmp_path):
     metrics, written = ner_run["metrics"], ner_run["written"]
     assert written["validation"]["f1"] == metrics["validation"]["f1"]
@@ -194,6 +191,7 @@ def test_the_exports_warmup_requests_replay_on_its_signature(ner_run):
     assert results[1][1]["num_tokens"][texts.index(b"")] == 0
 
 
+@pytest.mark.large  # An option variant of a whole run.
 def test_casing_run_exports_the_casing_feature(data_root, tiny_bert, tmp_path):
     metrics = run(data_root, tiny_bert, tmp_path / "run", tmp_path / "saved", "--epochs", "1", "--casing",
                   "--context", "sentence", "--subword-labels", "ignore", "--decoding", "iob")
@@ -249,8 +247,51 @@ def entity_counts(path, max_sentences):
     return dict(counts)
 
 
+def check_real_data_run(metrics, eval_sentences):
+    """What every run on the shared CoNLL-2003 with the packaged MiniLM must show: the predictor agrees with HF's
+    pipeline on the first 50 validation sentences, and the figures are on the evaluation sentences asked for."""
+    parity = metrics["hf_pipeline_parity"]
+    assert parity["texts"] == 50 and parity["same_groups_and_offsets"] and parity["max_score_difference"] < 1e-4
+    assert metrics["validation"]["num_sentences"] == eval_sentences and 0 <= metrics["test"]["f1"] <= 1
+
+
+def check_report_against_metrics(run_dir, metrics, data_dir, eval_sentences):
+    """The run folder's report states the run's figures: metrics.json holds what ``main`` returned, each type's
+    support is its number of entities in the data files, entity_scores.png and ``pipelines.compare`` show them."""
+    with open(run_dir / "metrics.json", encoding="utf-8") as f:
+        written = json.load(f)
+    drawn = read_plot_data(str(run_dir / "entity_scores.png"))
+    for split, file in (("validation", "valid.txt"), ("test", "test.txt")):
+        report = written[split]
+        assert report == json.loads(json.dumps(metrics[split]))
+        supports = {name: values["support"] for name, values in report["per_type"].items() if values["support"]}
+        assert supports == entity_counts(os.path.join(data_dir, "conll2003", file), eval_sentences)
+        assert report["num_entities"] == sum(supports.values()) and report["num_sentences"] == eval_sentences
+        for name, values in [("ALL", report), *report["per_type"].items()]:
+            precision, recall, f1 = values["precision"], values["recall"], values["f1"]
+            assert f1 == pytest.approx(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
+            assert drawn[split][name] == {"precision": precision, "recall": recall, "f1": f1,
+                                          "support": values.get("support", report["num_entities"])}
+    summary = summarize_run(str(run_dir))
+    assert (summary["metric"], summary["test"], summary["validation"]) == (
+        "entity F1", written["test"]["f1"], written["validation"]["f1"])
+
+
 @pytest.mark.integration
 @pytest.mark.slow
+def test_real_data_smoke_run_matches_the_hf_pipeline(data_dir, tmp_path):
+    """`make test`'s short run on the real files: 64 sentences, one epoch, windows of 64, no export (the tiny run
+    exports and reloads)."""
+    metrics = pipeline.main(["--data-dir", data_dir, "--output-dir", str(tmp_path / "run"), "--export-dir", "",
+                             "--max-train-examples", "64", "--max-eval-examples", "50", "--epochs", "1",
+                             "--max-length", "64", "--context", "sentence", "--batch-size", "8"])
+    check_real_data_run(metrics, 50)
+    assert metrics["train_sentences"] == 64 and "export" not in metrics
+    check_report_against_metrics(tmp_path / "run", metrics, data_dir, 50)
+
+
+@pytest.mark.integration
+@pytest.mark.large
 def test_real_data_minilm_run_matches_the_hf_pipeline_and_reports_its_figures(data_dir, tmp_path):
     """The shared CoNLL-2003 and the packaged MiniLM: a short run, then the predictor against HF's pipeline.
 
@@ -264,24 +305,7 @@ def test_real_data_minilm_run_matches_the_hf_pipeline_and_reports_its_figures(da
                              "--export-dir", str(tmp_path / "saved"), "--max-train-examples", "600",
                              "--max-eval-examples", "120", "--epochs", "1", "--max-length", "128",
                              "--context", "sentence", "--batch-size", "8"])
-    parity = metrics["hf_pipeline_parity"]
-    assert parity["texts"] == 50 and parity["same_groups_and_offsets"] and parity["max_score_difference"] < 1e-4
-    assert parity["entities"] > 0, "the short run should already tag a few entities"
+    check_real_data_run(metrics, 120)
+    assert metrics["hf_pipeline_parity"]["entities"] > 0, "the short run should already tag a few entities"
     assert os.path.isdir(metrics["export"]["path"])
-    with open(run_dir / "metrics.json", encoding="utf-8") as f:
-        written = json.load(f)
-    drawn = read_plot_data(str(run_dir / "entity_scores.png"))
-    for split, file in (("validation", "valid.txt"), ("test", "test.txt")):
-        report = written[split]
-        assert report == json.loads(json.dumps(metrics[split]))
-        supports = {name: values["support"] for name, values in report["per_type"].items() if values["support"]}
-        assert supports == entity_counts(os.path.join(data_dir, "conll2003", file), 120)
-        assert report["num_entities"] == sum(supports.values()) and report["num_sentences"] == 120
-        for name, values in [("ALL", report), *report["per_type"].items()]:
-            precision, recall, f1 = values["precision"], values["recall"], values["f1"]
-            assert f1 == pytest.approx(2 * precision * recall / (precision + recall) if precision + recall else 0.0)
-            assert drawn[split][name] == {"precision": precision, "recall": recall, "f1": f1,
-                                          "support": values.get("support", report["num_entities"])}
-    summary = summarize_run(str(run_dir))
-    assert (summary["metric"], summary["test"], summary["validation"]) == (
-        "entity F1", written["test"]["f1"], written["validation"]["f1"])
+    check_report_against_metrics(run_dir, metrics, data_dir, 120)

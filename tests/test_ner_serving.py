@@ -2,7 +2,9 @@
 
 The model is a tiny random BERT (`TINY_VOCAB`) whose classifier weights are set
 so that every CoNLL tag family and both B- and I- labels occur; each test
-asserts that its inputs really exercise what it compares.
+asserts that its inputs really exercise what it compares. The fresh-process
+reload of the valid-IOB export is in the large tier (`make test-all`): the NER
+pipeline's tiny run reloads its export, which decodes valid IOB, the same way.
 """
 
 import collections
@@ -16,8 +18,7 @@ import pytest
 import tensorflow as tf
 from transformers import BertTokenizerFast, TokenClassificationPipeline, pipeline
 
-from conftest import TINY_VOCAB
-from helpers import run_fresh_python, write_tiny_bert_folder
+from helpers import run_fresh_python
 from tfnlp import pretrained
 from tfnlp.data import CONLL2003_LABELS
 from tfnlp.data.ner_features import NerPreprocessor, inside_label_ids
@@ -50,20 +51,15 @@ def make_tiny_model(folder, seed=4, casing=False):
 
 
 @pytest.fixture(scope="module")
-def tiny_folder(tmp_path_factory):
-    return write_tiny_bert_folder(tmp_path_factory.mktemp("bert") / "tiny", TINY_VOCAB)
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_folder):
-    bert, model = make_tiny_model(tiny_folder)
-    preprocessor = NerPreprocessor.from_pretrained(tiny_folder, max_length=MAX_LENGTH, stride=10)
+def tiny(tiny_bert):
+    bert, model = make_tiny_model(tiny_bert)
+    preprocessor = NerPreprocessor.from_pretrained(tiny_bert, max_length=MAX_LENGTH, stride=10)
     return bert, model, preprocessor, NerPredictor.from_model(model, preprocessor)
 
 
 @pytest.fixture(scope="module")
-def hf_pipeline(tiny, tiny_folder):
-    tokenizer = BertTokenizerFast.from_pretrained(pretrained.resolve_pretrained(tiny_folder))
+def hf_pipeline(tiny, tiny_bert):
+    tokenizer = BertTokenizerFast.from_pretrained(pretrained.resolve_pretrained(tiny_bert))
     return pipeline("token-classification", model=tiny[0], tokenizer=tokenizer, aggregation_strategy="simple",
                     framework="tf", dtype=None)
 
@@ -155,13 +151,13 @@ def check_offsets(text, outputs, row, tokenizer):
         assert outputs["word"][row, i].decode("utf-8") == text[start:end]
 
 
-def test_bad_and_long_input_has_right_offsets(tiny, tiny_folder):
+def test_bad_and_long_input_has_right_offsets(tiny, tiny_bert):
     """Empty, blank, invisible, non-Latin, unknown characters, and 20,000 characters read in overlapping windows."""
     long_text = ("John lives in New York, the cat sat on the mat! Москва 東京 " * 400)[:20_000]
     texts = BAD_TEXTS + [long_text]
     _, model, preprocessor, _ = tiny
     outputs = NerPredictor.from_model(model, preprocessor, max_pieces=None).raw_outputs(texts)  # Read whole.
-    tokenizer = BertTokenizerFast.from_pretrained(pretrained.resolve_pretrained(tiny_folder))
+    tokenizer = BertTokenizerFast.from_pretrained(pretrained.resolve_pretrained(tiny_bert))
     for row, text in enumerate(texts):
         check_offsets(text, outputs, row, tokenizer)
     assert outputs["num_tokens"][0] == outputs["num_tokens"][1] == outputs["num_entities"][0] == 0
@@ -230,6 +226,7 @@ def test_long_text_takes_each_piece_from_its_window_with_most_context(tiny):
                                atol=1e-5)
 
 
+@pytest.mark.slow
 def test_export_reloads_without_tfnlp_and_gives_the_predictors_entities(tiny, tmp_path):
     _, model, preprocessor, predictor = tiny
     texts = TEXTS + BAD_TEXTS + ["John lives in New York. " * 300]
@@ -262,10 +259,11 @@ def test_export_reloads_without_tfnlp_and_gives_the_predictors_entities(tiny, tm
     assert audit.ok and str(audit.minimum_release()) == "2.12.0 or older", audit.to_dict()
 
 
-def test_casing_is_computed_in_the_export(tiny_folder, tmp_path):
+@pytest.mark.slow
+def test_casing_is_computed_in_the_export(tiny_bert, tmp_path):
     """A casing model sees "JOHN" and "john" differently (same uncased ids); the export keeps that."""
-    _, model = make_tiny_model(tiny_folder, casing=True)
-    preprocessor = NerPreprocessor.from_pretrained(tiny_folder, max_length=MAX_LENGTH, casing=True)
+    _, model = make_tiny_model(tiny_bert, casing=True)
+    preprocessor = NerPreprocessor.from_pretrained(tiny_bert, max_length=MAX_LENGTH, casing=True)
     module = TokenClassifierModule(model, preprocessor)
     texts = ["JOHN LIVES IN NEW YORK", "john lives in new york", "John Lives In New York"]
     in_memory = NerPredictor(module.serving_default).raw_outputs(texts)
@@ -351,6 +349,7 @@ def test_iob_module_gives_valid_iob_and_argmax_where_argmax_is_valid(tiny):
         TokenClassifierModule(model, preprocessor, decoding="crf")
 
 
+@pytest.mark.large
 def test_iob_export_reloads_without_tfnlp(tiny, tmp_path):
     _, model, preprocessor, _ = tiny
     predictor = NerPredictor.from_model(model, preprocessor, decoding="iob")

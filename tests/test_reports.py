@@ -130,6 +130,7 @@ def transformer_run(classifier_run):
     return classifier_run["run"]
 
 
+@pytest.mark.slow  # Reads a whole tiny fit run.
 def test_fit_run_writes_curves_and_confusion_matrix_beside_metrics(transformer_run):
     metrics = read_json(os.path.join(transformer_run, "metrics.json"))
     assert metrics["plots"] == {"curves": "curves.png", "confusion_matrix": "confusion_matrix.png"}
@@ -139,7 +140,7 @@ def test_fit_run_writes_curves_and_confusion_matrix_beside_metrics(transformer_r
     assert confusion["confusion_matrix"] == metrics["test"]["confusion_matrix"]
     assert confusion["class_names"] == metrics["test"]["class_names"] == CLASS_NAMES
     counts = np.array(confusion["confusion_matrix"])
-    assert counts.sum() == metrics["test"]["num_examples"] == 12
+    assert counts.sum() == metrics["test"]["num_examples"] == 16
     assert np.trace(counts) / counts.sum() == pytest.approx(metrics["test"]["accuracy"])
     curves = read_plot_data(os.path.join(transformer_run, "curves.png"))
     assert curves["epoch"] == [1, 2, 3]
@@ -168,6 +169,7 @@ def test_frozen_stage_of_the_bert_classifiers_writes_its_report(tmp_path):
     assert read_plot_data(os.path.join(stage_dir, "curves.png"))["epoch"] == [1, 2]
 
 
+@pytest.mark.slow  # Reads a whole tiny fit run.
 def test_compare_prints_a_table_and_plots_the_runs_curves(transformer_run, tmp_path, capsys):
     out = tmp_path / "comparison.png"
     result = compare.main([transformer_run, "--out", str(out)])

@@ -163,7 +163,7 @@ def test_feature_layer_must_output_one_vector_per_text():
         SentenceEmbeddingDistiller(classifier, "sequence", 4)
 
 
-@pytest.mark.slow
+@pytest.mark.large  # The mirrored strategy in a fresh process, as the other distribution tests.
 def test_mirrored_step_on_two_logical_cpus_equals_the_single_device_step(tmp_path):
     """The distillation term is averaged over the global batch: two replicas make the same update as one device."""
     out = run_fresh_python("""

@@ -1,5 +1,10 @@
 """Tests of the shared fit-script runtime: typed arguments, strategies, precision, seeds, callbacks, resume,
-the optimizer, the smoothed loss and the evaluation figures (tfnlp.training)."""
+the optimizer, the smoothed loss and the evaluation figures (tfnlp.training).
+
+`make test`'s one real SIGKILL and resume is here (a fresh process killed after an epoch, resumed in another).
+The multi-worker and mirrored strategies in fresh processes, and two whole pipeline runs compared, are in the
+large tier (`make test-all`).
+"""
 
 import csv
 import doctest
@@ -637,6 +642,7 @@ def write_tiny_ag_news(root):
     return root
 
 
+@pytest.mark.large  # Two whole pipeline runs; steps_per_execution itself is tested above and in test_batching.py.
 def test_pipeline_trains_the_same_with_one_or_the_default_steps_per_execution(tmp_path, monkeypatch):
     from pipelines import agnews_transformer as pipeline
 
@@ -697,6 +703,7 @@ RESUMABLE_RUN = """
 """
 
 
+@pytest.mark.slow
 def test_run_killed_mid_training_resumes_from_its_last_epoch(tmp_path):
     output_dir = tmp_path / "run"
     killed = run_python(RESUMABLE_RUN, output_dir, 2)
@@ -712,6 +719,7 @@ def test_run_killed_mid_training_resumes_from_its_last_epoch(tmp_path):
     assert not os.path.exists(output_dir / "backup" / "chief")
 
 
+@pytest.mark.large
 def test_multi_worker_strategy_reads_tf_config(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -739,6 +747,7 @@ def test_multi_worker_strategy_reads_tf_config(tmp_path):
     assert "multi-worker ok" in result.stdout
 
 
+@pytest.mark.large
 def test_mirrored_steps_per_execution_with_embedding_gradients_of_changing_length():
     result = run_python("""
         import tfnlp
