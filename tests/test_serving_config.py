@@ -20,8 +20,8 @@ from tensorflow_serving.config import model_server_config_pb2
 from conftest import TINY_VOCAB
 from helpers import topic_rows, write_ag_news_folder
 from pipelines import serving_config
-from serving_modules import TinyNerModule, TwoSignatureClassifier
-from tfnlp.serving import ServedModel, export_saved_model, server_config, throughput, warmup
+from serving_modules import export_tiny_classifier, export_tiny_ner
+from tfnlp.serving import ServedModel, server_config, throughput, warmup
 
 FD = descriptor.FieldDescriptor
 # name: (number, repeated, type, message type), as in the TF Serving 2.12.0 .proto files.
@@ -116,10 +116,9 @@ def test_measure_throughput_runs_each_batch_size_on_the_texts():
 def deployment(tmp_path_factory):
     """serving_config --measure on a classifier (2 versions) and an NER model: (saved_models, data root, result)."""
     root = tmp_path_factory.mktemp("saved_models")
-    classifier, ner = TwoSignatureClassifier(TINY_VOCAB), TinyNerModule()
-    for _ in range(2):
-        export_saved_model(classifier, str(root / "classifier"), classifier.signatures())
-    export_saved_model(ner, str(root / "ner"), ner.signatures())
+    for _ in range(2):  # The real serving modules' exports (tests/serving_modules.py).
+        export_tiny_classifier(str(root / "classifier"), TINY_VOCAB)
+    export_tiny_ner(str(root / "ner"), TINY_VOCAB)
     data = tmp_path_factory.mktemp("data")
     write_ag_news_folder(data, topic_rows(8, seed=0), topic_rows(16, seed=1))
     os.makedirs(data / "conll2003")
