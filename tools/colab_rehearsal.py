@@ -163,7 +163,7 @@ def freeze(venv):
 
 def fresh_copy(mirror_venv, copy):
     """``copy``: hard links of ``mirror_venv``, with the console scripts rewritten (as new files) to name the copy."""
-    shutil.rmtree(copy, ignore_errors=True)
+    subprocess.run(["rm", "-rf", copy], check=True)  # 70,000 entries: faster than shutil.rmtree.
     subprocess.run(["cp", "-al", mirror_venv, copy], check=True)
     old, new = mirror_venv.encode(), copy.encode()
     for path in glob.glob(os.path.join(copy, "bin", "*")):
