@@ -58,8 +58,8 @@ export-hub-bert: setup  ## The packaged MiniLM as TF-Hub preprocessor + encoder 
 test: setup  ## The whole test suite (integration tests run when TFNLP_DATA_DIR is set).
 	$(PY) -m pytest -q -n 2 --dist worksteal --durations=30
 
-test-fast: setup  ## Unit tests only.
-	$(PY) -m pytest -q -m "not integration and not slow"
+test-fast: setup  ## Unit tests only (two workers, as `make test`; CI runs them on Python 3.13 too).
+	$(PY) -m pytest -q -n 2 --dist worksteal -m "not integration and not slow"
 
 bench: setup  ## Tokenization benchmark on the AG News test texts.
 	$(PY) -m pipelines.bench_tokenization
