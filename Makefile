@@ -70,8 +70,8 @@ test-large: setup  ## Only the large tier: the heavy tests `make test` skips.
 test-all: setup  ## Everything: `make test` and the large tier in one session.
 	$(PYTEST) --run-large
 
-test-fast: setup  ## Unit tests only: no pipeline runs, no real data, no large tier.
-	$(PY) -m pytest -q -m "not integration and not slow and not large"
+test-fast: setup  ## Unit tests only: no pipeline runs, no real data, no large tier (two workers; CI runs them on Python 3.13 too).
+	$(PY) -m pytest -q -n 2 --dist worksteal -m "not integration and not slow and not large"
 
 bench: setup  ## Tokenization benchmark on the AG News test texts.
 	$(PY) -m pipelines.bench_tokenization

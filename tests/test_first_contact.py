@@ -200,13 +200,16 @@ def test_default_output_is_configuration_progress_epochs_results_and_files(tmp_p
     messages = [line[9:] for line in lines]
     assert messages[0].startswith(f"configuration in {tmp_path / 'run' / 'config.json'}: TensorFlow ")
     assert messages[1].startswith(f"options: --data-dir {ag_news_root} --tokenizer text_vectorization ")
-    assert [m.split(":")[0] for m in messages if m.startswith("epoch ")] == ["epoch 1/2", "epoch 2/2"]
+    # Lines inside an epoch come every 30 s (a busy machine can take that long over these tiny epochs).
+    inside = [m for m in messages if re.match(r"epoch \d/2: (validation )?batch \d", m)]
+    assert [m.split(":")[0] for m in messages if m.startswith("epoch ") and m not in inside] == ["epoch 1/2",
+                                                                                                  "epoch 2/2"]
     assert any(m.startswith("adapting the TextVectorization vocabulary: 43 texts in ") and m.endswith(" texts/s)")
                for m in messages)
     assert any(m.startswith("test accuracy ") for m in messages)
     assert messages[-1] == (f"wrote {tmp_path / 'run' / 'metrics.json'}; SavedModel: "
                             f"{tmp_path / 'export' / '1'}")
-    assert len(lines) <= 16, "\n".join(lines)
+    assert len(lines) - len(inside) <= 16, "\n".join(lines)
 
 
 # 4. Resume from any kill.
