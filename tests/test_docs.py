@@ -88,7 +88,11 @@ SNIPPETS = {
 
 # Options the README mentions for other tools than tfnlp's scripts (TF Serving, docker, pip, pytest).
 OTHER_TOOLS_OPTIONS = {"--port", "--rest_api_port", "--model_config_file", "--enable_model_warmup", "--rm",
-                       "--no-deps", "--quiet", "--upgrade", "--editable", "--model_base_path", "--model_name"}
+                       "--no-deps", "--quiet", "--upgrade", "--editable", "--model_base_path", "--model_name",
+                       # tensorflow_model_server's (model_servers/main.cc) and docker run's.
+                       "--enable_batching", "--batching_parameters_file", "--enable_per_model_batching_parameters",
+                       "--monitoring_config_file", "--tensorflow_intra_op_parallelism",
+                       "--tensorflow_inter_op_parallelism", "--cpus"}
 
 
 def read_readme():
