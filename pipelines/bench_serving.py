@@ -19,6 +19,13 @@ read from the signature's outputs. Targets (p50 of one text) are those of the
 deployment issue: custom Transformer 2 ms, MiniLM classifiers 15 ms, NER 20 ms.
 The figures include TensorFlow's eager call of the signature (tens of
 microseconds), not the server's RPC and JSON work.
+
+--worst-case adds what the bound on a request costs: one 100,000-character
+text ("stocks " repeated: one word piece each, far more than any export
+reads), one text of 254 pieces (one NER window of 256 tokens), each timed 3
+times (the median), and one batch of the worst text at the version's largest
+allowed batch size (its batching_params.pbtxt, written by
+pipelines.serving_config; else --batch-size).
 """
 
 import argparse
@@ -70,6 +77,41 @@ def time_batches(function, input_name, texts, batch_size, total):
     return len(batches) * batch_size / seconds
 
 
+WORST_TEXT = ("stocks " * 15_000)[:100_000]  # 14,286 pieces (each "stocks" is one): past every export's cap.
+ONE_WINDOW_TEXT = "stocks " * 254  # 254 pieces: one window of 256 tokens with [CLS] and [SEP].
+
+
+def time_worst_case(function, input_name, version_dir, default_batch_size):
+    """Milliseconds of the worst text alone, of a one-window text, and of the largest allowed batch of worst texts."""
+
+    from tfnlp.serving import server_config
+
+    def seconds(texts):  # Wall and CPU seconds (this process, all threads: less sensitive to other processes).
+        start, cpu = time.perf_counter(), time.process_time()
+        outputs = {key: value.numpy() for key, value in function(**{input_name: tf.constant(texts)}).items()}
+        return time.perf_counter() - start, outputs, time.process_time() - cpu
+
+    params = os.path.join(version_dir, "batching_params.pbtxt")
+    if os.path.exists(params):
+        with open(params, encoding="utf-8") as f:
+            batch_size = server_config.parse_text(f.read(), "BatchingParameters").max_batch_size.value
+    else:
+        batch_size = default_batch_size
+    seconds([WORST_TEXT])  # The first call of a long text grows the buffers; not timed.
+    worst = [seconds([WORST_TEXT]) for _ in range(3)]
+    window = [seconds([ONE_WINDOW_TEXT]) for _ in range(3)]
+    batch, outputs, batch_cpu = seconds([WORST_TEXT] * batch_size)
+    truncated = outputs.get("truncated")
+
+    def median_ms(runs, index):
+        return 1000 * float(np.median([run[index] for run in runs]))
+
+    return {"worst_text_ms": median_ms(worst, 0), "worst_text_cpu_ms": median_ms(worst, 2),
+            "one_window_text_ms": median_ms(window, 0), "one_window_text_cpu_ms": median_ms(window, 2),
+            "worst_batch_size": batch_size, "worst_batch_ms": 1000 * batch, "worst_batch_cpu_ms": 1000 * batch_cpu,
+            "worst_text_truncated": None if truncated is None else bool(truncated.all())}
+
+
 def benchmark(path, args):
     """Loads one export and measures it; returns a JSON-ready dict."""
     model = ServedModel.load(path)
@@ -93,6 +135,8 @@ def benchmark(path, args):
         "texts_per_second": throughput, "target_p50_ms": TARGETS_MS.get(model.name),
     }
     result["meets_target"] = None if result["target_p50_ms"] is None else result["p50_ms"] <= result["target_p50_ms"]
+    if args.worst_case:
+        result.update(time_worst_case(function, input_name, model.path, args.batch_size))
     return result
 
 
@@ -118,6 +162,8 @@ def parse_args(argv=None):
     parser.add_argument("--requests", type=int, default=1000, help="Timed single-text requests per model.")
     parser.add_argument("--batch-size", type=int, default=64, help="Texts per request for the throughput figure.")
     parser.add_argument("--batch-texts", type=int, default=64 * 32, help="Texts timed in batches per model.")
+    parser.add_argument("--worst-case", action="store_true",
+                        help="Also time the worst text (100,000 characters) alone and in the largest allowed batch.")
     parser.add_argument("--output", default=None, help="Also write the results as JSON to this file.")
     args = parser.parse_args(argv)
     if min(args.requests, args.batch_size, args.batch_texts) < 1:
@@ -140,6 +186,12 @@ def main(argv=None):
         r = results[-1]
         print(f"{r['model']}/{r['version']}: p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
               f"{r['texts_per_second']:.0f} texts/s at batch {r['batch_size']}", flush=True)
+        if args.worst_case:
+            print(f"  worst text (100,000 characters, truncated: {r['worst_text_truncated']}) "
+                  f"{r['worst_text_ms']:.0f} ms ({r['worst_text_cpu_ms']:.0f} CPU ms); a 254-piece text "
+                  f"{r['one_window_text_ms']:.0f} ms ({r['one_window_text_cpu_ms']:.0f} CPU ms); "
+                  f"{r['worst_batch_size']} worst texts in one batch {r['worst_batch_ms']:.0f} ms "
+                  f"({r['worst_batch_cpu_ms']:.0f} CPU ms)", flush=True)
     print(format_table(results))
     if args.output:
         from tfnlp.utils import atomic_write_json

@@ -25,8 +25,8 @@ into saved_models/:
   that runs every served export (the op audit, tfnlp.serving.op_audit).
 
 Each served version's warm-up requests are extended to one request of each
-allowed batch size per signature (requests larger than the largest are
-dropped: with batching on they would fail, and the version with them).
+allowed batch size per signature (a request larger than the largest is split:
+with batching on it would fail, and the version with it).
 """
 
 import argparse
@@ -42,9 +42,9 @@ from tfnlp.utils import atomic_write_json, atomic_write_text
 CURVES_FILE = "throughput_curves.json"
 COMMANDS_FILE = "serving_commands.txt"
 # Without a measured curve: the sizes the MiniLM exports' curves chose on this project's 2-core machine
-# (README, Serving), and a queue of a few batches.
-DEFAULT_BATCH_SIZES = (1, 2, 4, 8)
-DEFAULT_MAX_ENQUEUED_BATCHES = 4
+# (README, Serving: 2 for the HF classifier, 4 for NER), and a queue of about 1 s of their work there.
+DEFAULT_BATCH_SIZES = (1, 2, 4)
+DEFAULT_MAX_ENQUEUED_BATCHES = 16
 
 
 def build_config(models, base_path, version_policy="latest"):
@@ -122,26 +122,38 @@ def batch_settings(record, args):
     queue = server_config.max_enqueued_batches(point, args.queue_seconds)
     machine = record["machine"]
     lines = [f"Throughput of serving_default measured on {machine['date']}, {machine['cores']} cores "
-             f"({machine['cpu']}; load average {machine['load_average'][0]}), {record['texts']} texts:"]
-    lines += [f"  batch {p['batch_size']:>3}: {p['texts_per_second']:8.1f} texts/s, "
-              f"{1000 * p['seconds_per_batch']:8.1f} ms per batch" for p in curve]
-    lines += [f"max_batch_size {sizes[-1]}: no larger batch gains {args.min_gain:.0%} more texts/s.",
+             f"({machine['cpu']}; load average {machine['load_average'][0]}), {record['texts']} texts; busy: "
+             "cores / CPU seconds per text (the rate with every core busy, which other processes hardly change), "
+             "one caller: wall time of consecutive batches:"]
+    lines += [f"  batch {p['batch_size']:>3}: busy {p[throughput.SATURATED]:8.1f} texts/s; one caller "
+              f"{p['texts_per_second']:8.1f} texts/s, {1000 * p['seconds_per_batch']:8.1f} ms per batch"
+              for p in curve]
+    lines += [f"max_batch_size {sizes[-1]}: no larger batch gains {args.min_gain:.0%} more texts/s (busy).",
               f"max_enqueued_batches {queue}: about {args.queue_seconds:g} s of work at "
-              f"{point['texts_per_second']:.1f} texts/s; further requests are refused (UNAVAILABLE) "
+              f"{point[throughput.SATURATED]:.1f} texts/s; further requests are refused (UNAVAILABLE) "
               "instead of waiting longer."]
     return sizes, queue, lines
 
 
-def per_model_comments(name, version, sizes, lines):
-    return [f"TF Serving batching parameters of {name} version {version} (--enable_batching "
-            "--enable_per_model_batching_parameters), written by python -m pipelines.serving_config.", *lines,
-            f"A request of more than {sizes[-1]} texts is refused (\"Task size ... is larger than maximum input "
-            "batch size\"): send at most that many.",
-            "A batch is padded to the next allowed size by repeating one of its texts.",
-            "batch_timeout_micros 0 (the empty wrapper): a batch takes the requests already waiting, none is "
-            "held back (the batching guide's start for CPU servers; try 1000-10000 under heavy load).",
-            "pad_variable_length_inputs false: an ids signature (serving_ids) batches only requests of one length; "
-            "pad ids to one length in the client (the server would pad with the first id, attended)."]
+def per_model_comments(name, version, sizes, lines, ids_signatures):
+    comments = [f"TF Serving batching parameters of {name} version {version} (--enable_batching "
+                "--enable_per_model_batching_parameters), written by python -m pipelines.serving_config.", *lines,
+                f"A request of more than {sizes[-1]} texts is refused (\"Task size ... is larger than maximum input "
+                "batch size\"): send at most that many.",
+                "A batch is padded to the next allowed size by repeating one of its texts.",
+                "batch_timeout_micros 0 (the empty wrapper): a batch takes the requests already waiting, none is "
+                "held back (the batching guide's start for CPU servers; try 1000-10000 under heavy load)."]
+    if ids_signatures:
+        comments.append(f"pad_variable_length_inputs false: {', '.join(ids_signatures)} batches only requests of one "
+                        "length; pad ids to one length in the client (the server would pad with the first id, "
+                        "which a BERT attends to).")
+    return comments
+
+
+def ids_signatures(model):
+    """The signatures of a loaded version whose inputs have more than the batch dimension (token ids)."""
+    return sorted(name for name in model.signatures
+                  if any(spec.shape.rank != 1 for spec in model.input_specs(name).values()))
 
 
 def parse_args(argv=None):
@@ -218,21 +230,21 @@ def write_files(args):
                   flush=True)
             curves[key], loaded = measure(path, args)
             atomic_write_json(curves_path, curves)
+        loaded = loaded or ServedModel.load(path)
         sizes, queue, lines = batch_settings(curves.get(key), args)
         atomic_write_text(os.path.join(path, "batching_params.pbtxt"), server_config.to_text(
             server_config.batching_parameters(sizes, max_enqueued_batches=queue),
-            per_model_comments(name, version, sizes, lines)))
-        loaded = loaded or ServedModel.load(path)
+            per_model_comments(name, version, sizes, lines, ids_signatures(loaded))))
         try:
-            added, dropped = warmup.cover_batch_sizes(path, loaded.signatures, sizes)
+            added, split = warmup.cover_batch_sizes(path, loaded.signatures, sizes)
         except tf.errors.OpError as e:
             raise ValueError(f"{path}: a warm-up request of the allowed batch sizes fails: "
                              f"{op_error_message(e)}") from None
         settings[key] = {"allowed_batch_sizes": list(sizes), "max_enqueued_batches": queue,
-                         "measured": key in curves, "warmup_added": added, "warmup_dropped": dropped}
+                         "measured": key in curves, "warmup_added": added, "warmup_split": split}
         print(f"{key}: allowed batch sizes {', '.join(map(str, sizes))}, max_enqueued_batches {queue} "
               f"({'measured curve' if key in curves else 'defaults'}); warm-up: {added} request(s) added, "
-              f"{dropped} dropped")
+              f"{split} split to at most {sizes[-1]} texts")
         if key in curves:
             print("\n".join("   " + line.strip() for line in lines[1:-2]))  # The curve.
 

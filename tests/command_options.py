@@ -134,12 +134,13 @@ def parse_command(module_name, argv, monkeypatch, env=None):
     raise AssertionError(f"pipelines.{module_name}.main returned without calling its {name}")
 
 
-def script_options(module_name, monkeypatch):
+def script_options(module_name, monkeypatch, module=None):
     """The option strings (``--name``, ``--no-name``...) of ``pipelines.<module_name>``'s parser.
 
-    The script's ``main`` runs until it parses its arguments and stops there.
+    The script's ``main`` runs until it parses its arguments and stops there. ``module``: another module with
+    such a ``main`` (a tool under ``tools/``) in place of ``pipelines.<module_name>``.
     """
-    module = importlib.import_module(f"pipelines.{module_name}")
+    module = module or importlib.import_module(f"pipelines.{module_name}")
     parsers = []
 
     def capture(self, args=None, namespace=None):
@@ -154,7 +155,7 @@ def script_options(module_name, monkeypatch):
         except _Parsed:
             pass
     if not parsers:
-        raise AssertionError(f"pipelines.{module_name}.main does not parse arguments with argparse")
+        raise AssertionError(f"{module.__name__}.main does not parse arguments with argparse")
     return {option for action in parsers[0]._actions for option in action.option_strings}
 
 

@@ -51,16 +51,21 @@ def tiny_classifier(vocabulary, max_length=MAX_LENGTH):
     ``ids_model`` maps the ids inputs to logits (embedding mean over the mask, dense); ``text_model`` is
     ``tokenizer`` then ``ids_model`` (their weights shared), as `tfnlp.models.hf_bert_classifier`'s
     ``text_classifier`` and ``ids_classifier``; ``module`` is the `TextClassifierModule` the export holds.
+    Like every real export's, ``text_model`` outputs ``{"logits", "truncated"}`` (texts longer than
+    ``max_length`` pieces are cut and reported).
     """
     tf_keras.utils.set_random_seed(3)
-    tokenizer = BertTokenizer(list(vocabulary), sequence_length=max_length, name="tokenizer")
+    tokenizer = BertTokenizer(list(vocabulary), sequence_length=max_length, return_num_truncated_tokens=True,
+                              name="tokenizer")
     ids = {key: tf_keras.Input(shape=(None,), dtype=tf.int32, name=key) for key in IDS_INPUTS}
     embedded = tf_keras.layers.Embedding(len(vocabulary), 8, name="embedding")(ids["input_ids"])
     pooled = MaskedMeanPooling(name="pooling")(embedded, padding_mask=ids["attention_mask"])
     ids_model = tf_keras.Model(ids, tf_keras.layers.Dense(len(CLASS_NAMES), name="logits")(pooled), name="ids_model")
     text = tf_keras.Input(shape=(), dtype=tf.string, name="text")
     features = tokenizer(text)
-    text_model = tf_keras.Model(text, ids_model({key: features[key] for key in IDS_INPUTS}), name="text_model")
+    logits = ids_model({key: features[key] for key in IDS_INPUTS})
+    text_model = tf_keras.Model(text, {"logits": logits, "truncated": features["num_truncated_tokens"] > 0},
+                                name="text_model")
     module = TextClassifierModule(text_model, CLASS_NAMES, ids_model=ids_model, vocab_size=tokenizer.vocabulary_size,
                                   max_length=max_length)
     return text_model, ids_model, tokenizer, module

@@ -2,9 +2,10 @@
 
 Every run passes tiny model sizes through ``main(argv=[...])``: the script's
 defaults are the real training configuration and are never relied on here.
-Option variants of a whole run (mixed precision, the mirrored strategy, an
-interrupted plain run, a second run reading a cached teacher) and the
-saved_model_cli listing are in the large tier (`make test-all`).
+Option variants of a whole run (XLA with the lesson's arguments file, mixed
+precision, the mirrored strategy, distillation resumed, a second run reading a
+cached teacher, a repeated run) and the saved_model_cli listing are in the
+large tier (`make test-all`).
 """
 
 import csv
@@ -249,7 +250,7 @@ def test_saved_model_cli_shows_the_serving_signature(tv_run):
     assert "Method name is: tensorflow/serving/predict" in squeezed
 
 
-@pytest.mark.slow
+@pytest.mark.large  # A second whole run; the runtime's seeding and the export versions are unit-tested.
 def test_same_seed_repeats_the_run_and_exports_the_next_version(tv_run, ag_news_root, tmp_path):
     first_metrics, first_dir, export_dir = tv_run
     metrics = run_pipeline(ag_news_root, tmp_path / "again", export_dir=export_dir)
@@ -303,11 +304,28 @@ def test_wordpiece_with_pretrained_embeddings_end_to_end(data_dir, tmp_path):
     check_probabilities(probabilities, len(SERVING_TEXTS))
     served = serve(path, SERVING_TEXTS)
     np.testing.assert_allclose(probabilities, served["probabilities"], atol=1e-6)
-    # "x" * 100,000 is one [UNK] piece; "stocks fell " * 8,000 is cut to 30 pieces between [CLS] and [SEP].
-    assert served["truncated"].tolist() == [text.startswith("stocks fell") for text in SERVING_TEXTS]
+    # Cut: more than the 30 pieces between [CLS] and [SEP], as HF's fast tokenizer of the same model counts them
+    # ("x" * 100,000 is one [UNK]; the Russian text is 31 one-letter pieces; "stocks fell " * 8,000 is 16,000).
+    from transformers import BertTokenizerFast
+
+    from tfnlp.pretrained import resolve_pretrained
+
+    hf_tokenizer = BertTokenizerFast.from_pretrained(resolve_pretrained())
+    pieces = [len(hf_tokenizer.tokenize(text)) for text in SERVING_TEXTS]
+    assert served["truncated"].tolist() == [count > 30 for count in pieces]
+    assert sum(served["truncated"].tolist()) == 2
 
 
-@pytest.mark.slow
+def test_the_lesson_args_file_sets_every_value_it_holds():
+    """The lesson's arguments file parses with the script's own options (the large tier trains with it)."""
+    lesson_file = os.path.join(REPO, "pipelines", "configs", "agnews_transformer_lesson.json")
+    parsed = parse_arguments("", pipeline.DataArguments, pipeline.ModelArguments, pipeline.TrainingArguments,
+                             argv=["--args-file", lesson_file])
+    arguments = {name: value for args in parsed for name, value in dataclasses.asdict(args).items()}
+    assert {name: arguments[name] for name in read_json(lesson_file)} == read_json(lesson_file)
+
+
+@pytest.mark.large  # A whole run under XLA (its arguments file: above; XLA training: test_transformer_classifier).
 def test_jit_compile_run_of_the_lesson_args_file_with_overrides(ag_news_root, tmp_path):
     lesson_file = os.path.join(REPO, "pipelines", "configs", "agnews_transformer_lesson.json")
     overrides = {"vocabulary_size": 50, "sequence_length": 32, "epochs": 1, "batch_size": 8, "validation_size": 8}
@@ -360,7 +378,7 @@ class StopAfterEpoch(tf_keras.callbacks.Callback):
             raise KeyboardInterrupt(f"interrupted after epoch {epoch}")
 
 
-@pytest.mark.large
+@pytest.mark.slow
 def test_interrupted_run_resumes_from_its_last_epoch(ag_news_root, tmp_path, monkeypatch):
     output_dir = tmp_path / "run"
     callbacks = Runtime.callbacks
@@ -377,7 +395,7 @@ def test_interrupted_run_resumes_from_its_last_epoch(ag_news_root, tmp_path, mon
     assert not os.path.exists(output_dir / "backup" / "chief")
 
 
-@pytest.mark.slow
+@pytest.mark.large  # The default run (test_wordpiece_...) distils; a plain run resumes above.
 def test_distillation_run_resumes_without_encoding_the_texts_again(ag_news_root, tmp_path, monkeypatch,
                                                                    tiny_bert_dir):
     output_dir = tmp_path / "run"

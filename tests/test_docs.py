@@ -90,7 +90,11 @@ SNIPPETS = {
 
 # Options the README mentions for other tools than tfnlp's scripts (TF Serving, docker, pip, pytest).
 OTHER_TOOLS_OPTIONS = {"--port", "--rest_api_port", "--model_config_file", "--enable_model_warmup", "--rm",
-                       "--no-deps", "--quiet", "--upgrade", "--editable", "--model_base_path", "--model_name"}
+                       "--no-deps", "--quiet", "--upgrade", "--editable", "--model_base_path", "--model_name",
+                       # tensorflow_model_server's (model_servers/main.cc) and docker run's.
+                       "--enable_batching", "--batching_parameters_file", "--enable_per_model_batching_parameters",
+                       "--monitoring_config_file", "--tensorflow_intra_op_parallelism",
+                       "--tensorflow_inter_op_parallelism", "--cpus"}
 
 
 def read_readme():
@@ -232,14 +236,22 @@ def test_every_script_checks_its_command_line_in_one_function_the_command_check_
 
 
 def all_script_options(monkeypatch):
-    """Every option of every ``pipelines`` script with a ``main``."""
+    """Every option of every ``pipelines`` script and ``tools/`` program with a ``main``."""
     import importlib
+    import importlib.util
 
     options = set()
     for file in sorted(os.listdir(os.path.join(REPO, "pipelines"))):
         if file.endswith(".py") and not file.startswith("_") and hasattr(
                 importlib.import_module(f"pipelines.{file[:-3]}"), "main"):
             options |= script_options(file[:-3], monkeypatch)
+    for file in sorted(os.listdir(os.path.join(REPO, "tools"))):
+        if file.endswith(".py"):
+            spec = importlib.util.spec_from_file_location(f"tools_{file[:-3]}", os.path.join(REPO, "tools", file))
+            tool = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(tool)
+            if hasattr(tool, "main"):
+                options |= script_options(file[:-3], monkeypatch, module=tool)
     return options
 
 

@@ -18,7 +18,6 @@ IPython is not installed); the settings cell, which only reads environment varia
 
 import ast
 import contextlib
-import importlib
 import io
 import json
 import os
@@ -27,6 +26,8 @@ import types
 import zipfile
 
 import pytest
+
+from command_options import parse_command
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(REPO, "notebooks", "quickstart.ipynb")
@@ -131,39 +132,6 @@ def notebook_namespace(notebook, monkeypatch, *, quick, models, work_dir):
     return namespace
 
 
-class _Validated(Exception):
-    def __init__(self, result):
-        super().__init__("validated")
-        self.result = result
-
-
-def validated_arguments(module_name, argv, monkeypatch):
-    """Runs ``pipelines.<module_name>.main(argv)`` until its arguments are parsed *and validated*; returns them.
-
-    The script's own `parse_arguments` runs unchanged (argparse, each dataclass's checks, the script's
-    ``validate=``), and the script stops right after it. A rejected command raises AssertionError with the
-    script's one-line error.
-    """
-    module = importlib.import_module(f"pipelines.{module_name}")
-    real = module.parse_arguments
-
-    def parse_validate_then_stop(*args, **kwargs):
-        raise _Validated(real(*args, **kwargs))
-
-    errors = io.StringIO()
-    with monkeypatch.context() as patch:
-        patch.setattr(module, "parse_arguments", parse_validate_then_stop)
-        try:
-            with contextlib.redirect_stderr(errors), contextlib.redirect_stdout(io.StringIO()):
-                module.main(list(argv))
-        except _Validated as done:
-            return done.result
-        except SystemExit as exit_:
-            raise AssertionError(f"python -m pipelines.{module_name} {' '.join(argv)}: rejected (exit {exit_.code}): "
-                                 f"{errors.getvalue().strip()}") from None
-    raise AssertionError(f"pipelines.{module_name}.main returned without calling parse_arguments")
-
-
 def pipeline_commands(notebook, namespace):
     """``(script name, options dict)`` of every run_pipeline call, its arguments evaluated in ``namespace``."""
     commands = []
@@ -242,11 +210,10 @@ def test_every_pipeline_command_passes_the_scripts_parsing_and_validation(notebo
     for name, options in commands:
         for mixed_precision in (False, True):  # No GPU, or a GPU (mixed precision on).
             argv = namespace["pipeline_arguments"](name, options, mixed_precision)
-            parsed = validated_arguments(name, argv, monkeypatch)
+            parsed = parse_command(name, argv, monkeypatch)  # The script's own parsing and checks, then stop.
             if name in FIT_SCRIPTS:
-                runtime = parsed[-1]
-                assert runtime.mixed_precision is mixed_precision
-                assert runtime.output_dir == f"runs/{name}" and "--data-dir" not in argv  # TFNLP_DATA_DIR or online.
+                assert parsed.mixed_precision is mixed_precision
+                assert parsed.output_dir == f"runs/{name}" and "--data-dir" not in argv  # TFNLP_DATA_DIR or online.
     options = dict(commands)
     hub, hf, ner = options["agnews_hub_bert"], options["agnews_hf_bert"], options["conll_ner"]
     if models == "online":
@@ -279,36 +246,25 @@ def test_every_run_is_read_back_and_every_export_served(notebook):
 
 
 @pytest.fixture(scope="module")
-def real_runs(tmp_path_factory):
-    """Tiny runs of three fit scripts written by the real pipelines, with the exports of the transformer and NER."""
-    from conftest import TINY_VOCAB
-    from helpers import topic_rows, write_ag_news_folder, write_tiny_bert_folder
-    from test_agnews_hf_bert import VOCAB as HF_VOCAB
-    from test_ner_pipeline import SENTENCES, write_conll
-    from test_reports import TINY
+def real_runs(tmp_path_factory, classifier_run, ner_run, ag_news_root, topic_bert):
+    """A work folder as the notebook leaves it: ``runs/`` and ``saved_models/`` of three tiny real runs.
 
-    from pipelines import agnews_hf_bert, agnews_transformer, conll_ner
+    The session's transformer and NER runs (`conftest.classifier_run`, `conftest.ner_run`), linked in, and a
+    two-stage `pipelines.agnews_hf_bert` run (frozen, then fine-tuned; no export) on `conftest.topic_bert`.
+    """
+    from pipelines import agnews_hf_bert
 
     root = tmp_path_factory.mktemp("notebook_runs")
-    data = write_ag_news_folder(root / "data", topic_rows(48, seed=0), topic_rows(16, seed=1))
-    os.makedirs(root / "data" / "conll2003")
-    write_conll(root / "data" / "conll2003" / "train.txt", [SENTENCES] * 4)
-    write_conll(root / "data" / "conll2003" / "valid.txt", [SENTENCES[::-1]])
-    write_conll(root / "data" / "conll2003" / "test.txt", [SENTENCES[1:]])
     runs, exports = root / "runs", root / "saved_models"
-    transformer = [argument for argument in TINY if argument != "--export-dir" and argument != ""]
-    agnews_transformer.main(["--data-dir", data, "--output-dir", str(runs / "agnews_transformer"),
-                             "--validation-size", "8", *transformer, "--export-dir",
-                             str(exports / "agnews_transformer")])
-    agnews_hf_bert.main(["--data-dir", data, "--output-dir", str(runs / "agnews_hf_bert"),
-                         "--pretrained", write_tiny_bert_folder(root / "hf_bert", HF_VOCAB, max_position_embeddings=128),
-                         "--export-dir", "", "--sequence-length", "32",
+    os.makedirs(runs)
+    os.makedirs(exports)
+    for name, run in (("agnews_transformer", classifier_run), ("conll_ner", ner_run)):
+        os.symlink(run["run"], runs / name)
+        os.symlink(os.path.dirname(run["export"]), exports / name)
+    agnews_hf_bert.main(["--data-dir", ag_news_root, "--output-dir", str(runs / "agnews_hf_bert"),
+                         "--pretrained", topic_bert, "--export-dir", "", "--sequence-length", "32",
                          "--frozen-epochs", "2", "--frozen-batch-size", "8", "--epochs", "1", "--batch-size", "8",
                          "--validation-size", "8"])
-    conll_ner.main(["--data-dir", data, "--output-dir", str(runs / "conll_ner"),
-                    "--pretrained", write_tiny_bert_folder(root / "ner_bert", TINY_VOCAB),
-                    "--export-dir", str(exports / "conll_ner"), "--max-length", "16", "--epochs", "2",
-                    "--batch-size", "4", "--learning-rate", "3e-3", "--warmup-ratio", "0"])
     return root
 
 

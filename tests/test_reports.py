@@ -140,7 +140,7 @@ def test_fit_run_writes_curves_and_confusion_matrix_beside_metrics(transformer_r
     assert confusion["confusion_matrix"] == metrics["test"]["confusion_matrix"]
     assert confusion["class_names"] == metrics["test"]["class_names"] == CLASS_NAMES
     counts = np.array(confusion["confusion_matrix"])
-    assert counts.sum() == metrics["test"]["num_examples"] == 16
+    assert counts.sum() == metrics["test"]["num_examples"] == 12  # classifier_run's test rows.
     assert np.trace(counts) / counts.sum() == pytest.approx(metrics["test"]["accuracy"])
     curves = read_plot_data(os.path.join(transformer_run, "curves.png"))
     assert curves["epoch"] == [1, 2, 3]

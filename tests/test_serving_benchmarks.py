@@ -10,6 +10,7 @@ import pytest
 
 from pipelines import bench_junk_load, bench_serving
 from serving_modules import copy_export
+from tfnlp.serving import server_config
 
 
 @pytest.fixture(scope="module")
@@ -24,14 +25,21 @@ def saved_models(tiny_exports, tmp_path_factory):
 @pytest.mark.integration
 def test_latency_benchmark_reports_each_model_on_its_test_texts(saved_models, data_dir, tmp_path, capsys):
     output = tmp_path / "bench.json"
+    (saved_models / "agnews_transformer" / "1" / "batching_params.pbtxt").write_text(
+        server_config.to_text(server_config.batching_parameters([1, 2])))  # As serving_config writes it.
     results = bench_serving.main([str(saved_models / "agnews_transformer"), str(saved_models / "conll_ner"),
                                   "--data-dir", data_dir, "--requests", "5", "--batch-size", "4",
-                                  "--batch-texts", "8", "--output", str(output)])
+                                  "--batch-texts", "8", "--worst-case", "--output", str(output)])
     assert [(r["model"], r["kind"], r["texts"]) for r in results] == [
         ("agnews_transformer", "classifier", "AG News test"), ("conll_ner", "ner", "CoNLL-2003 test")]
     for r in results:
         assert 0 < r["p50_ms"] <= r["p99_ms"] and r["texts_per_second"] > 0 and r["cpu_ms_per_request"] > 0
         assert r["target_p50_ms"] == bench_serving.TARGETS_MS[r["model"]]
+        assert min(r[f"{name}_ms"] for name in ("worst_text", "one_window_text", "worst_batch")) > 0
+        assert min(r[f"{name}_cpu_ms"] for name in ("worst_text", "one_window_text", "worst_batch")) >= 0
+        assert r["worst_text_truncated"] is True  # 100,000 characters: more than either export reads.
+    # The largest allowed batch: the version's batching parameters, else --batch-size.
+    assert [r["worst_batch_size"] for r in results] == [2, 4]
     assert "| agnews_transformer | 1 | classifier | AG News test |" in capsys.readouterr().out
     assert len(json.loads(output.read_text())["results"]) == 2
 

@@ -21,7 +21,8 @@ from conftest import TINY_VOCAB
 from helpers import topic_rows, write_ag_news_folder
 from pipelines import serving_config
 from serving_modules import export_tiny_classifier, export_tiny_ner
-from tfnlp.serving import ServedModel, server_config, throughput, warmup
+from tfnlp.serving import ServedModel, op_audit, server_config, throughput, warmup
+from tfnlp.serving.tf_2_12_core_ops import TF_2_12_CORE_OPS
 
 FD = descriptor.FieldDescriptor
 # name: (number, repeated, type, message type), as in the TF Serving 2.12.0 .proto files.
@@ -84,7 +85,7 @@ def test_message_types_have_the_fields_of_tf_servings_protos():
 
 def test_choose_batch_sizes_stops_where_a_larger_batch_gains_less_than_ten_percent():
     def curve(*rates):
-        return [{"batch_size": 2 ** i, "texts_per_second": rate} for i, rate in enumerate(rates)]
+        return [{"batch_size": 2 ** i, throughput.SATURATED: rate} for i, rate in enumerate(rates)]
 
     assert throughput.choose_batch_sizes(curve(10, 18, 30, 40, 41, 40, 39)) == (1, 2, 4, 8)
     assert throughput.choose_batch_sizes(curve(10, 10.5, 10.9)) == (1,)  # Batching does not pay.
@@ -108,13 +109,27 @@ def test_measure_throughput_runs_each_batch_size_on_the_texts():
     # A first untimed call, then per round and size an untimed call and max(6, 2 * size) texts (whole batches).
     assert calls == [1] + [1] + [1] * 6 + [4] + [4] * 2 + [1] + [1] * 6 + [4] + [4] * 2
     for point in curve:
-        assert len(point["passes"]) == 2 and point["texts_per_second"] == max(point["passes"]) > 0
+        assert len(point["passes"]) == len(point["cpu_seconds"]) == 2
+        assert point["texts_per_second"] == max(point["passes"]) > 0
         assert point["seconds_per_batch"] == pytest.approx(point["batch_size"] / point["texts_per_second"])
+        count = max(6, 2 * point["batch_size"])  # Texts timed per pass.
+        assert point[throughput.SATURATED] == pytest.approx(
+            os.cpu_count() * count / max(min(point["cpu_seconds"]), 1e-9))
 
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory):
-    """serving_config --measure on a classifier (2 versions) and an NER model: (saved_models, data root, result)."""
+    """serving_config --measure on a classifier (2 versions) and an NER model: (saved_models, data root, result).
+
+    The op audit classes ops against TensorFlow 2.12's list (every core op of these exports is in it) instead
+    of listing the installed TensorFlow's in a fresh process, which takes longer than the rest of the run.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(op_audit, "core_op_names", lambda: TF_2_12_CORE_OPS)
+        yield run_deployment(tmp_path_factory)
+
+
+def run_deployment(tmp_path_factory):
     root = tmp_path_factory.mktemp("saved_models")
     for _ in range(2):  # The real serving modules' exports (tests/serving_modules.py).
         export_tiny_classifier(str(root / "classifier"), TINY_VOCAB)
@@ -148,12 +163,14 @@ def test_batching_files_hold_the_measured_choice(deployment):
         assert params.max_batch_size.value == sizes[-1]
         assert params.HasField("batch_timeout_micros") and params.batch_timeout_micros.value == 0
         point = next(p for p in curves[key]["curve"] if p["batch_size"] == sizes[-1])
-        assert params.max_enqueued_batches.value == max(1, int(point["texts_per_second"] / sizes[-1]))
+        assert params.max_enqueued_batches.value == max(1, int(point[throughput.SATURATED] / sizes[-1]))
         assert not params.pad_variable_length_inputs and not params.HasField("enable_large_batch_splitting")
         assert not params.HasField("num_batch_threads")  # The shared pool is the global file's.
         text = path.read_text()
+        assert ("pad_variable_length_inputs false: serving_ids batches" in text) == key.startswith("classifier")
         for point in curves[key]["curve"]:  # The measured curve is in the comments.
-            assert f"batch {point['batch_size']:>3}: {point['texts_per_second']:8.1f} texts/s" in text
+            assert (f"batch {point['batch_size']:>3}: busy {point[throughput.SATURATED]:8.1f} texts/s; one caller "
+                    f"{point['texts_per_second']:8.1f} texts/s") in text
     shared = read_message(root / "batching_parameters.txt", "BatchingParameters")
     assert shared.num_batch_threads.value == 3 and shared.thread_pool_name.value == "model_server_batch_threads"
     smallest = min(result["settings"].values(), key=lambda s: s["allowed_batch_sizes"][-1])
@@ -211,7 +228,7 @@ def test_warmup_requests_cover_each_allowed_batch_size_and_replay(deployment):
 def test_a_rerun_reuses_the_curves_and_without_them_takes_the_defaults(deployment, tmp_path, capsys):
     root, _, result = deployment
     again = serving_config.main(["--saved-models-dir", str(root), "--num-threads", "3", "--base-path", "/models"])
-    assert again["settings"] == {key: {**value, "warmup_added": 0, "warmup_dropped": 0}
+    assert again["settings"] == {key: {**value, "warmup_added": 0, "warmup_split": 0}
                                  for key, value in result["settings"].items()}
     copy = tmp_path / "saved_models"
     shutil.copytree(root, copy)
@@ -226,3 +243,21 @@ def test_a_rerun_reuses_the_curves_and_without_them_takes_the_defaults(deploymen
     assert f"-v {copy}:{copy} " in (copy / serving_config.COMMANDS_FILE).read_text()  # Local paths by default.
     with pytest.raises(SystemExit, match="serving_config: error: "):
         serving_config.main(["--saved-models-dir", str(copy), "--measure", "--data-dir", str(tmp_path / "none")])
+
+
+def test_cover_batch_sizes_splits_larger_requests_and_adds_the_missing_sizes(tmp_path):
+    path = export_tiny_classifier(str(tmp_path / "classifier"), TINY_VOCAB)
+    before = warmup.read_warmup_requests(path)  # Per signature: 1 text, then all 5 warm-up texts.
+    assert sorted(warmup.request_batch_size(log) for log in before) == [1, 1, 5, 5]
+    signatures = ServedModel.load(path).signatures
+    assert warmup.cover_batch_sizes(path, signatures, [1, 2, 4]) == (2, 2)
+    after = warmup.read_warmup_requests(path)
+    texts = []
+    for name in ("serving_default", "serving_ids"):
+        logs = [log for log in after if log.predict_log.request.model_spec.signature_name == name]
+        assert sorted(warmup.request_batch_size(log) for log in logs) == [1, 1, 2, 4]  # 5 split as 4 + 1; 2 added.
+        if name == "serving_default":
+            texts = [text for log in logs[:3] for text in warmup.request_inputs(log.predict_log.request)["text"]]
+    assert texts == [text.encode() for text in warmup.WARMUP_TEXTS[:1] + warmup.WARMUP_TEXTS]  # None lost.
+    assert warmup.cover_batch_sizes(path, signatures, [1, 2, 4]) == (0, 0)  # Covered: the file stays.
+    warmup.replay_warmup_requests(path, signatures)

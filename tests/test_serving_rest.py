@@ -153,8 +153,9 @@ def test_rest_predict_answers_row_and_columnar_bodies_with_the_signatures_output
     assert columnar["outputs"]["label_id"] == expected["label_id"].tolist()
     ids = {"signature_name": "serving_ids", "inputs": {"input_ids": [[3, 8, 9, 4]], "attention_mask": [[1, 1, 1, 1]],
                                                        "token_type_ids": [[0, 0, 0, 0]]}}
-    assert set(json.loads(rest.to_json(classifier.rest_predict(ids)))["outputs"]) == {"probabilities", "label_id",
-                                                                                       "label"}
+    outputs = json.loads(rest.to_json(classifier.rest_predict(ids)))["outputs"]
+    assert set(outputs) == {"probabilities", "label_id", "label", "truncated"}
+    assert outputs["truncated"] == [False]  # Ids are never cut (longer ones are refused).
 
 
 def test_rest_predict_errors(classifier):
@@ -211,7 +212,8 @@ def test_ner_records_are_hf_pipeline_entities(ner):
     assert record == {"text": "John lives in New York .", "entities": [
         {"entity_group": "PER", "score": record["entities"][0]["score"], "word": "John", "start": 0, "end": 4},
         {"entity_group": "PER", "score": record["entities"][0]["score"], "word": "New", "start": 14, "end": 17},
-        {"entity_group": "PER", "score": record["entities"][0]["score"], "word": "York", "start": 18, "end": 22}]}
+        {"entity_group": "PER", "score": record["entities"][0]["score"], "word": "York", "start": 18, "end": 22}],
+        "truncated": False}
     assert record["entities"][0]["score"] == pytest.approx(PERSON_SCORE, rel=1e-6)
     assert [r["entities"] for r in ner.predict_texts(["", "no names here"])] == [[], []]
     # Offsets count characters, not bytes: the text's own slices give the words back.
@@ -259,7 +261,7 @@ def test_predict_answers_rest_bodies_as_tf_serving(models, capsys, tmp_path, mon
     code, out = run_predict(capsys, "--model", models["root"] + "/classifier", "--request", str(body))
     response = json.loads(out)
     assert code == 0 and len(response["predictions"]) == 2 and set(response["predictions"][0]) == {
-        "probabilities", "label_id", "label"}
+        "probabilities", "label_id", "label", "truncated"}
     code, out = run_predict(capsys, "--model", models["root"] + "/classifier", "--request", "-",
                             stdin=b'{"instances": [7]}', monkeypatch=monkeypatch)
     assert code == 1 and "is not of expected type: string" in json.loads(out)["error"]
@@ -296,28 +298,16 @@ def test_predict_on_a_broken_version_folder_is_one_line(tmp_path):
     assert text.startswith(f"predict: error: {version}: cannot load the SavedModel: ") and "\n" not in text
 
 
-# The truncated output of a classifier that cuts texts (the fit scripts' exports all have it).
+# The truncated output (the fit scripts' exports all have it): the tiny classifier reads MAX_LENGTH - 2 pieces.
 
-def test_records_and_rest_answers_carry_truncated(tmp_path, capsys):
-    import tf_keras
+LONG_TEXT = " ".join(["the cat sat on the mat"] * 3)  # 18 pieces.
 
-    from tfnlp.serving import TextClassifierModule
-    from tfnlp.text import BertTokenizer
 
-    tokenizer = BertTokenizer(TINY_VOCAB, sequence_length=5, return_num_truncated_tokens=True)  # 3 pieces read.
-    text = tf_keras.Input(shape=(), dtype=tf.string, name="text")
-    features = tokenizer(text)
-    pooled = tf_keras.layers.GlobalAveragePooling1D()(tf_keras.layers.Embedding(len(TINY_VOCAB), 4)(
-        features["input_ids"]))
-    model = tf_keras.Model(text, {"logits": tf_keras.layers.Dense(len(CLASS_NAMES))(pooled),
-                                  "truncated": features["num_truncated_tokens"] > 0})
-    module = TextClassifierModule(model, CLASS_NAMES)
-    path = export_saved_model(module, str(tmp_path / "cutting"), module.signatures())
-    served = ServedModel.load(path)
-    records = list(served.predict_texts(["the cat sat on the mat", "the cat"]))
+def test_records_and_rest_answers_carry_truncated(models, classifier, capsys):
+    records = list(classifier.predict_texts([LONG_TEXT, "the cat"]))
     assert [record["truncated"] for record in records] == [True, False]
-    row = json.loads(rest.to_json(served.rest_predict({"instances": ["the cat sat on the mat", "the cat"]})))
+    row = json.loads(rest.to_json(classifier.rest_predict({"instances": [LONG_TEXT, "the cat"]})))
     assert [prediction["truncated"] for prediction in row["predictions"]] == [True, False]
-    assert '"truncated": [true]' in rest.to_json(served.rest_predict({"inputs": ["the cat sat on the mat"]}))
-    code, out = run_predict(capsys, "--model", path, "the cat sat on the mat")
+    assert '"truncated": [true]' in rest.to_json(classifier.rest_predict({"inputs": [LONG_TEXT]}))
+    code, out = run_predict(capsys, "--model", models["classifier"], LONG_TEXT)
     assert code == 0 and json.loads(out)["truncated"] is True

@@ -171,12 +171,16 @@ def parse_text(text, name):
 
 
 def max_enqueued_batches(curve_point, queue_seconds):
-    """Batches of ``curve_point``'s size that the measured throughput works off in ``queue_seconds`` (at least 1).
+    """Batches of ``curve_point``'s size that a busy server works off in ``queue_seconds`` (at least 1).
 
     The queue then never holds more than about ``queue_seconds`` of work: further requests are
     refused at once (UNAVAILABLE, "queue is full") instead of waiting longer.
+
+    Args:
+        curve_point: dict. ``batch_size`` and ``saturated_texts_per_second`` (`tfnlp.serving.throughput`).
+        queue_seconds: float.
     """
-    return max(1, int(queue_seconds * curve_point["texts_per_second"] / curve_point["batch_size"]))
+    return max(1, int(queue_seconds * curve_point["saturated_texts_per_second"] / curve_point["batch_size"]))
 
 
 def oldest_release(minimums):

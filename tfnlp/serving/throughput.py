@@ -1,16 +1,20 @@
 """Throughput of a serving signature by batch size, and the batch sizes worth allowing a model server.
 
 TF Serving's batching merges concurrent requests into one call of the
-signature, up to ``max_batch_size`` texts. On a CPU a bigger batch pays only
-while it still raises throughput (texts per second): past that point it adds
-latency and, for mixed-length texts, padding. `measure_throughput` times
-``serving_default`` on real texts at batch sizes 1, 2, 4, ..., 64, and
-`choose_batch_sizes` keeps the sizes up to the point where a larger batch no
-longer gains ``min_gain`` (10%).
+signature, up to ``max_batch_size`` texts. It matters when requests queue up,
+that is when the server's cores are all busy; then the server answers
+``cores / (CPU seconds per text)`` texts per second, and a bigger batch pays
+only while it lowers the CPU time per text: past that point it adds latency
+and, for mixed-length texts, padding. `measure_throughput` times
+``serving_default`` on real texts at batch sizes 1, 2, 4, ..., 64, in wall time
+and in this process's CPU time (all its threads), which other processes on a
+shared machine hardly change; `choose_batch_sizes` keeps the sizes up to the
+point where a larger batch no longer gains ``min_gain`` (10%) of that
+saturated throughput.
 
 Example:
->>> curve = [{"batch_size": 1, "texts_per_second": 20.0}, {"batch_size": 2, "texts_per_second": 30.0},
-...          {"batch_size": 4, "texts_per_second": 34.0}, {"batch_size": 8, "texts_per_second": 35.0}]
+>>> curve = [{"batch_size": 1, SATURATED: 20.0}, {"batch_size": 2, SATURATED: 30.0},
+...          {"batch_size": 4, SATURATED: 34.0}, {"batch_size": 8, SATURATED: 35.0}]
 >>> choose_batch_sizes(curve)
 (1, 2, 4)
 """
@@ -25,6 +29,7 @@ import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 import tensorflow as tf
 
 CANDIDATE_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
+SATURATED = "saturated_texts_per_second"  # cores / CPU seconds per text: the server's rate with every core busy.
 MIN_GAIN = 0.10  # A larger batch must raise throughput by this fraction to be worth its latency.
 
 
@@ -50,7 +55,7 @@ def benchmark_texts(kind, data_dir=None):
 
 
 def measure_throughput(function, input_name, texts, batch_sizes=CANDIDATE_BATCH_SIZES, texts_per_size=128,
-                       rounds=2):
+                       rounds=3):
     """Texts per second through a signature at each batch size.
 
     Every batch size reads the same texts (the first ``max(texts_per_size, 2 * batch_size)`` of
@@ -67,8 +72,10 @@ def measure_throughput(function, input_name, texts, batch_sizes=CANDIDATE_BATCH_
         rounds: int. Passes.
 
     Returns:
-        list of dict, one per batch size: ``batch_size``, ``texts_per_second`` (the best pass),
-        ``seconds_per_batch`` (at that rate) and ``passes`` (texts per second of every pass).
+        list of dict, one per batch size: ``batch_size``; ``texts_per_second`` (wall time, the best
+        pass) and ``seconds_per_batch`` at that rate; `SATURATED` (``cores`` divided by the CPU
+        seconds per text of the pass that used the least, all threads of this process); ``passes``
+        (wall texts per second of every pass) and ``cpu_seconds`` (of every pass).
     """
     if not texts:
         raise ValueError("no texts to measure with")
@@ -77,18 +84,23 @@ def measure_throughput(function, input_name, texts, batch_sizes=CANDIDATE_BATCH_
     run = _runner(function, input_name)
     run(texts[:1])  # The first call builds the graph's kernels; not timed.
     passes = {size: [] for size in batch_sizes}
+    cpu = {size: [] for size in batch_sizes}
+    counts = {}
     for _ in range(rounds):
         for size in batch_sizes:
             count = max(texts_per_size, 2 * size)
-            count -= count % size
+            counts[size] = count = count - count % size
             batches = [[texts[(start + i) % len(texts)] for i in range(size)] for start in range(0, count, size)]
             run(batches[0])  # A new batch shape: its first call is not timed either.
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             for batch in batches:
                 run(batch)
             passes[size].append(count / (time.perf_counter() - start))
+            cpu[size].append(time.process_time() - cpu_start)
+    cores = os.cpu_count() or 1
     return [{"batch_size": size, "texts_per_second": max(rates), "seconds_per_batch": size / max(rates),
-             "passes": rates} for size, rates in passes.items()]
+             SATURATED: cores * counts[size] / max(min(cpu[size]), 1e-9), "passes": rates, "cpu_seconds": cpu[size]}
+            for size, rates in passes.items()]
 
 
 def _runner(function, input_name):
@@ -98,13 +110,15 @@ def _runner(function, input_name):
     return run
 
 
-def choose_batch_sizes(curve, min_gain=MIN_GAIN):
+def choose_batch_sizes(curve, min_gain=MIN_GAIN, key=SATURATED):
     """The batch sizes to allow: those up to the first size that no larger one beats by ``min_gain``.
 
     Args:
-        curve: list of dicts with ``batch_size`` and ``texts_per_second`` (as `measure_throughput`
-            returns), ascending batch sizes.
+        curve: list of dicts with ``batch_size`` and ``key`` (as `measure_throughput` returns them),
+            ascending batch sizes.
         min_gain: float. The fraction of throughput a larger batch must add.
+        key: str. The throughput compared: `SATURATED` (what a server with every core busy answers), or
+            ``"texts_per_second"`` (wall time of one caller).
 
     Returns:
         tuple of int: the allowed batch sizes, ascending; the last is the ``max_batch_size``.
@@ -114,7 +128,7 @@ def choose_batch_sizes(curve, min_gain=MIN_GAIN):
     sizes = [int(point["batch_size"]) for point in curve]
     if sizes != sorted(set(sizes)):
         raise ValueError(f"the curve's batch sizes must be ascending, got {sizes}")
-    rates = [float(point["texts_per_second"]) for point in curve]
+    rates = [float(point[key]) for point in curve]
     for index, rate in enumerate(rates):
         if all(later < (1 + min_gain) * rate for later in rates[index + 1:]):
             return tuple(sizes[:index + 1])

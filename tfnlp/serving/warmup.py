@@ -303,10 +303,10 @@ def cover_batch_sizes(version_dir, signatures, batch_sizes):
 
     With batching on, TF Serving pads each batch to an allowed batch size and replays the warm-up
     through the batching session: requests of each allowed size warm up each batch shape, and a
-    request larger than the largest size would fail (and the version with it), so those are dropped.
-    A new request of ``n`` texts repeats the rows of the signature's largest request (its texts, or
-    the ids the export's own tokenizer gave them) until there are ``n``; it is run on its signature
-    before it is written.
+    request larger than the largest size would fail (and the version with it), so such a request is
+    split into requests of at most that size (its texts all still warm up). A new request of ``n``
+    texts repeats the rows of the signature's largest request (its texts, or the ids the export's own
+    tokenizer gave them) until there are ``n``; it is run on its signature before it is written.
 
     Args:
         version_dir: str. An exported version folder with a warm-up file.
@@ -314,36 +314,53 @@ def cover_batch_sizes(version_dir, signatures, batch_sizes):
         batch_sizes: sequence of int. The allowed batch sizes.
 
     Returns:
-        (added, dropped): numbers of requests.
+        (added, split): the number of requests added, and of requests split.
 
     Raises:
-        ValueError: no warm-up file, or more than `MAX_WARMUP_RECORDS` requests would result.
+        ValueError: no warm-up file, a request for an unknown signature, or more than
+            `MAX_WARMUP_RECORDS` requests would result.
         tf.errors.OpError: a new request fails on its signature.
     """
     logs = read_warmup_requests(version_dir)
     if not logs:
         raise ValueError(f"{warmup_file(version_dir)}: no warm-up requests")
     largest = max(batch_sizes)
-    kept = [log for log in logs if request_batch_size(log) <= largest]
+    kept, added, split = [], [], 0
     by_signature = {}
     for log in logs:
-        by_signature.setdefault(log.predict_log.request.model_spec.signature_name or "serving_default", []).append(log)
-    added = []
-    for name, signature_logs in sorted(by_signature.items()):
+        request = log.predict_log.request
+        name = request.model_spec.signature_name or "serving_default"
         if name not in signatures:
             raise ValueError(f"{warmup_file(version_dir)}: a request for an unknown signature {name!r}")
-        present = {request_batch_size(log) for log in signature_logs if request_batch_size(log) <= largest}
+        by_signature.setdefault(name, []).append(log)
+        size = request_batch_size(log)
+        if size <= largest:
+            kept.append(log)
+            continue
+        split += 1
+        inputs = request_inputs(request)
+        for start in range(0, size, largest):  # Rows that already ran together: no need to run them again.
+            kept.append(_log({key: value[start:start + largest] for key, value in inputs.items()}, request))
+    for name, signature_logs in sorted(by_signature.items()):
         largest_log = max(signature_logs, key=request_batch_size)
         source, count = largest_log.predict_log.request, request_batch_size(largest_log)
         rows = request_inputs(source)
+        present = {request_batch_size(log) for log in kept
+                   if (log.predict_log.request.model_spec.signature_name or "serving_default") == name}
         for size in sorted(set(batch_sizes) - present):
             inputs = {key: np.take(value, np.arange(size) % count, axis=0) for key, value in rows.items()}
             run_signature(signatures[name], inputs)
-            log = prediction_log_pb2.PredictionLog()
-            log.predict_log.request.CopyFrom(predict_request(inputs, name, source.model_spec.name))
-            added.append(log)
+            added.append(_log(inputs, source))
     if len(kept) + len(added) > MAX_WARMUP_RECORDS:
         raise ValueError(f"{len(kept) + len(added)} warm-up requests; TF Serving reads at most {MAX_WARMUP_RECORDS}")
-    if added or len(kept) != len(logs):
+    if added or split:
         write_warmup_requests(version_dir, kept + added)
-    return len(added), len(logs) - len(kept)
+    return len(added), split
+
+
+def _log(inputs, like):
+    """A `PredictionLog` of ``inputs`` for the signature and model of the request ``like``."""
+    log = prediction_log_pb2.PredictionLog()
+    log.predict_log.request.CopyFrom(predict_request(inputs, like.model_spec.signature_name or "serving_default",
+                                                     like.model_spec.name))
+    return log
