@@ -21,6 +21,7 @@ leaves them out, `make test-all` runs everything. Tests marked ``slow`` run in
 
 import json
 import os
+import shutil
 
 import tfnlp  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
 
@@ -68,6 +69,41 @@ def _hermetic_cache(tmp_path_factory):
 
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def build_once(tmp_path_factory, name, build):
+    """``build(folder)`` run once per test session, shared by every pytest-xdist worker; returns its result.
+
+    The fixtures that run a whole fit script are session- or module-scoped, but each xdist worker has
+    its own session: without this, both workers build the same run. Here the first worker to ask builds
+    it (the other waits on a lock, leaving it both cores) in a folder under the session's common temporary
+    folder, and the result (JSON: paths and figures) is read back by the others, as pytest-xdist's
+    documentation advises. A build that fails leaves nothing: the next worker tries again and fails the same.
+    """
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # The folder the workers' own temporary folders are in: one per session.
+    folder, result_file = root / f"built-{name}", root / f"built-{name}.json"
+    with FileLock(str(root / f"built-{name}.lock")):
+        if result_file.exists():
+            return _read_json(result_file)
+        shutil.rmtree(folder, ignore_errors=True)  # A failed build's leftovers.
+        folder.mkdir()
+        result = json.loads(json.dumps(build(folder), default=_json_default))
+        partial = root / f"built-{name}.json.tmp"
+        partial.write_text(json.dumps(result), encoding="utf-8")
+        os.replace(partial, result_file)
+        return result
+
+
+def _json_default(value):
+    if hasattr(value, "item"):  # NumPy scalars.
+        return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"build_once: {type(value).__name__} is not JSON")
 
 
 def real_data_dir():
@@ -134,17 +170,19 @@ def ner_run(tmp_path_factory):
     ``metrics`` (what ``main`` returned), ``written`` (its metrics.json), ``run`` (the output folder),
     ``export`` (the exported version folder), ``data`` (the data root) and ``bert`` (the BERT folder).
     """
-    from helpers import write_conll_folder, write_tiny_bert_folder
-    from pipelines import conll_ner
+    def build(root):
+        from helpers import write_conll_folder, write_tiny_bert_folder
+        from pipelines import conll_ner
 
-    root = tmp_path_factory.mktemp("ner_run")
-    data = write_conll_folder(root / "data")
-    bert = write_tiny_bert_folder(root / "bert", TINY_VOCAB)
-    run = root / "conll_ner"
-    metrics = conll_ner.main(["--data-dir", data, "--pretrained", bert, "--output-dir", str(run),
-                              "--export-dir", str(root / "saved_models" / "conll_ner"), *TINY_NER])
-    return {"metrics": metrics, "written": _read_json(run / "metrics.json"), "run": str(run),
-            "export": metrics["export"]["path"], "data": data, "bert": bert}
+        data = write_conll_folder(root / "data")
+        bert = write_tiny_bert_folder(root / "bert", TINY_VOCAB)
+        run = root / "conll_ner"
+        metrics = conll_ner.main(["--data-dir", data, "--pretrained", bert, "--output-dir", str(run),
+                                  "--export-dir", str(root / "saved_models" / "conll_ner"), *TINY_NER])
+        return {"metrics": metrics, "written": _read_json(run / "metrics.json"), "run": str(run),
+                "export": metrics["export"]["path"], "data": data, "bert": bert}
+
+    return build_once(tmp_path_factory, "ner_run", build)
 
 
 @pytest.fixture(scope="session")
@@ -155,16 +193,47 @@ def classifier_run(tmp_path_factory):
     Returns a dict: ``metrics`` (what ``main`` returned), ``written`` (its metrics.json), ``run`` (the
     output folder), ``export`` (the exported version folder) and ``data`` (the data root).
     """
-    from helpers import topic_rows, write_ag_news_folder
-    from pipelines import agnews_transformer
+    def build(root):
+        from helpers import topic_rows, write_ag_news_folder
+        from pipelines import agnews_transformer
 
-    root = tmp_path_factory.mktemp("classifier_run")
-    data = write_ag_news_folder(root / "data", topic_rows(40, seed=0), topic_rows(12, seed=1))
-    run = root / "agnews_transformer"
-    metrics = agnews_transformer.main(["--data-dir", data, "--output-dir", str(run), "--export-dir",
-                                       str(root / "saved_models" / "agnews_transformer"), *TINY_TRANSFORMER])
-    return {"metrics": metrics, "written": _read_json(run / "metrics.json"), "run": str(run),
-            "export": metrics["export"]["path"], "data": data}
+        data = write_ag_news_folder(root / "data", topic_rows(40, seed=0), topic_rows(12, seed=1))
+        run = root / "agnews_transformer"
+        metrics = agnews_transformer.main(["--data-dir", data, "--output-dir", str(run), "--export-dir",
+                                           str(root / "saved_models" / "agnews_transformer"), *TINY_TRANSFORMER])
+        return {"metrics": metrics, "written": _read_json(run / "metrics.json"), "run": str(run),
+                "export": metrics["export"]["path"], "data": data}
+
+    return build_once(tmp_path_factory, "classifier_run", build)
+
+
+TINY_HF_BERT = ["--sequence-length", "32", "--frozen-epochs", "3", "--frozen-batch-size", "8", "--epochs", "2",
+                "--batch-size", "8", "--learning-rate", "1e-3", "--validation-size", "8", "--steps-per-execution", "2"]
+
+
+@pytest.fixture(scope="session")
+def hf_bert_run(ag_news_root, topic_bert, tmp_path_factory):
+    """A tiny `pipelines.agnews_hf_bert` run on `topic_bert` as a user may make it (`TINY_HF_BERT`): the frozen
+    stage alone (exported as version 1), then both stages in the same output folder (stage 1 reused, stage 2
+    trained; version 2).
+
+    Returns a dict: ``metrics`` (what the second ``main`` returned), ``run`` (the output folder), ``export``
+    (version 2), ``frozen_metrics`` and ``frozen_export`` (the first run's).
+    """
+    def build(root):
+        from pipelines import agnews_hf_bert
+
+        def run(*extra):
+            return agnews_hf_bert.main(["--data-dir", ag_news_root, "--pretrained", topic_bert, "--output-dir",
+                                        str(root / "run"), "--export-dir", str(root / "export"), *TINY_HF_BERT,
+                                        *extra])
+
+        frozen = run("--skip-fine-tuning")
+        metrics = run()
+        return {"metrics": metrics, "run": str(root / "run"), "export": metrics["export"]["path"],
+                "frozen_metrics": frozen, "frozen_export": frozen["export"]["path"]}
+
+    return build_once(tmp_path_factory, "hf_bert_run", build)
 
 
 @pytest.fixture(scope="session")
@@ -174,17 +243,19 @@ def tiny_exports(tmp_path_factory):
 
     Read them, or copy them (`serving_modules.copy_export`) to build a saved_models folder; never change them.
     """
-    from serving_modules import export_tiny_classifier, export_tiny_ner
+    def build(root):
+        from serving_modules import export_tiny_classifier, export_tiny_ner
 
-    root = tmp_path_factory.mktemp("tiny_exports")
-    return {"classifier": export_tiny_classifier(str(root / "classifier"), TINY_VOCAB),
-            "ner": export_tiny_ner(str(root / "ner"), TINY_VOCAB)}
+        return {"classifier": export_tiny_classifier(str(root / "classifier"), TINY_VOCAB),
+                "ner": export_tiny_ner(str(root / "ner"), TINY_VOCAB)}
+
+    return build_once(tmp_path_factory, "tiny_exports", build)
 
 
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory):
     """The `tiny_bert_dir` model (`TINY_VOCAB`, 32 positions), one folder for the session: never write into it."""
-    return write_tiny_bert_folder(tmp_path_factory.mktemp("bert") / "tiny_bert", TINY_VOCAB)
+    return build_once(tmp_path_factory, "tiny_bert", lambda root: write_tiny_bert_folder(root / "tiny_bert", TINY_VOCAB))
 
 
 @pytest.fixture(scope="session")
@@ -193,8 +264,8 @@ def topic_bert(tmp_path_factory):
 
     The tiny BERT of the AG News BERT pipelines (TF-Hub and HF), one folder for the session: never write into it.
     """
-    return write_tiny_bert_folder(tmp_path_factory.mktemp("bert") / "topic_bert", TOPIC_VOCAB,
-                                  max_position_embeddings=128)
+    return build_once(tmp_path_factory, "topic_bert", lambda root: write_tiny_bert_folder(
+        root / "topic_bert", TOPIC_VOCAB, max_position_embeddings=128))
 
 
 @pytest.fixture(scope="session")
@@ -205,4 +276,4 @@ def ag_news_root(tmp_path_factory):
     One folder for the session: never write into it.
     """
     train, test = ag_news_rows()
-    return write_ag_news_folder(tmp_path_factory.mktemp("data"), train, test)
+    return build_once(tmp_path_factory, "ag_news_root", lambda root: write_ag_news_folder(root, train, test))

@@ -8,6 +8,7 @@ run in the large tier, with the pooler-output variant and the benchmark: `make t
 
 import json
 import os
+import pathlib
 import struct
 
 import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import TINY_HF_BERT
 from helpers import AG_NEWS_CLASS_NAMES as CLASS_NAMES, run_fresh_python
 from pipelines import agnews_hf_bert as pipeline
 from pipelines import bench_agnews_hf_bert as bench
@@ -36,20 +38,13 @@ TEXTS = ["Stocks report today, officials said.", "The striker scored a goal in t
 
 def run_pipeline(data_root, bert, output_dir, *extra, export_dir=""):
     return pipeline.main(["--data-dir", data_root, "--pretrained", bert, "--output-dir", str(output_dir),
-                          "--export-dir", str(export_dir), "--sequence-length", "32", "--frozen-epochs", "3",
-                          "--frozen-batch-size", "8", "--epochs", "2", "--batch-size", "8", "--learning-rate", "1e-3",
-                          "--validation-size", "8", "--steps-per-execution", "2", *extra])
+                          "--export-dir", str(export_dir), *TINY_HF_BERT, *extra])
 
 
 @pytest.fixture(scope="module")
-def trained(ag_news_root, topic_bert, tmp_path_factory):
-    """The fit script run as a user may: the frozen stage alone (exported as version 1), then both stages in the
-    same output folder (stage 1 reused, stage 2 trained; version 2). Shared by the tests that read its outputs."""
-    root = tmp_path_factory.mktemp("run")
-    frozen = run_pipeline(ag_news_root, topic_bert, root / "run", "--skip-fine-tuning", export_dir=root / "export")
-    metrics = run_pipeline(ag_news_root, topic_bert, root / "run", export_dir=root / "export")
-    return {"metrics": metrics, "run": root / "run", "export": metrics["export"]["path"],
-            "frozen_metrics": frozen, "frozen_export": frozen["export"]["path"]}
+def trained(hf_bert_run):
+    """The session's two-stage run (`conftest.hf_bert_run`), its folders as paths."""
+    return {**hf_bert_run, "run": pathlib.Path(hf_bert_run["run"])}
 
 
 @pytest.fixture(scope="module")

@@ -256,25 +256,20 @@ def test_every_run_is_read_back_and_every_export_served(notebook):
 
 
 @pytest.fixture(scope="module")
-def real_runs(tmp_path_factory, classifier_run, ner_run, ag_news_root, topic_bert):
+def real_runs(tmp_path_factory, classifier_run, ner_run, hf_bert_run):
     """A work folder as the notebook leaves it: ``runs/`` and ``saved_models/`` of three tiny real runs.
 
-    The session's transformer and NER runs (`conftest.classifier_run`, `conftest.ner_run`), linked in, and a
-    two-stage `pipelines.agnews_hf_bert` run (frozen, then fine-tuned; no export) on `conftest.topic_bert`.
+    The session's transformer, HF BERT (frozen, then fine-tuned) and NER runs (`conftest.classifier_run`,
+    `conftest.hf_bert_run`, `conftest.ner_run`), linked in.
     """
-    from pipelines import agnews_hf_bert
-
     root = tmp_path_factory.mktemp("notebook_runs")
     runs, exports = root / "runs", root / "saved_models"
     os.makedirs(runs)
     os.makedirs(exports)
-    for name, run in (("agnews_transformer", classifier_run), ("conll_ner", ner_run)):
+    for name, run in (("agnews_transformer", classifier_run), ("agnews_hf_bert", hf_bert_run),
+                      ("conll_ner", ner_run)):
         os.symlink(run["run"], runs / name)
         os.symlink(os.path.dirname(run["export"]), exports / name)
-    agnews_hf_bert.main(["--data-dir", ag_news_root, "--output-dir", str(runs / "agnews_hf_bert"),
-                         "--pretrained", topic_bert, "--export-dir", "", "--sequence-length", "32",
-                         "--frozen-epochs", "2", "--frozen-batch-size", "8", "--epochs", "1", "--batch-size", "8",
-                         "--validation-size", "8"])
     return root
 
 
