@@ -48,11 +48,13 @@ class PositionEmbedding(tf_keras.layers.Layer):
 
     def call(self, inputs):
         length = inputs.shape[-2] or tf.shape(inputs)[-2]  # static when known: checked while tracing
-        tf.debugging.assert_less_equal(
+        check = tf.debugging.assert_less_equal(
             length, self.sequence_length,
             message=f"{self.name}: the input is longer than sequence_length={self.sequence_length}")
-        positions = tf.cast(self.position_embeddings[:length], self.compute_dtype)
-        return tf.broadcast_to(positions, tf.shape(inputs))
+        # In a graph the check must run first: otherwise the broadcast below may fail first, with a shape error.
+        with tf.control_dependencies([check] if check is not None else []):
+            positions = tf.cast(self.position_embeddings[:length], self.compute_dtype)
+            return tf.broadcast_to(positions, tf.shape(inputs))
 
     def compute_mask(self, inputs, mask=None):
         return mask
