@@ -47,6 +47,30 @@ def run_large(config):
     return config.getoption("--run-large") or os.environ.get("TFNLP_RUN_LARGE", "") not in ("", "0")
 
 
+# Fixtures that run whole fit scripts or exports. The tests that use one run on one pytest-xdist worker
+# (`--dist loadgroup`, as the Makefile runs pytest), so it is built once while the other worker runs other
+# tests: the session's runs share one group, a module's own fixture groups that module's tests.
+SESSION_RUN_FIXTURES = ("classifier_run", "ner_run", "hf_bert_run")
+MODULE_RUN_FIXTURES = ("tv_run", "artifacts", "frozen_run", "sandbox", "deployment")
+
+
+def xdist_group(item):
+    """The pytest-xdist group of ``item``: by the heavy fixtures it uses (`SESSION_RUN_FIXTURES`,
+    `MODULE_RUN_FIXTURES`); None for the others, which go to whichever worker is free."""
+    names = set(item.fixturenames)
+    if names & set(SESSION_RUN_FIXTURES):
+        return "session_runs"
+    if names & set(MODULE_RUN_FIXTURES):
+        return item.module.__name__
+    return None
+
+
+def pytest_itemcollected(item):
+    group = xdist_group(item)  # Marked as each test is collected: pytest-xdist reads the groups after that.
+    if group:
+        item.add_marker(pytest.mark.xdist_group(name=group))
+
+
 def pytest_collection_modifyitems(config, items):
     if run_large(config):
         return
@@ -277,3 +301,4 @@ def ag_news_root(tmp_path_factory):
     """
     train, test = ag_news_rows()
     return build_once(tmp_path_factory, "ag_news_root", lambda root: write_ag_news_folder(root, train, test))
+
