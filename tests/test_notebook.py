@@ -373,6 +373,20 @@ def test_fetching_a_project_folder_copies_it_without_build_outputs(fetching, tmp
     assert sorted(os.listdir(tmp_path)) == ["tfnlp-code"]  # No scratch folder left.
 
 
+def test_fetching_leaves_out_every_virtualenv_of_the_project(fetching, tmp_path):
+    """A project folder with CI's second venv (`.venv-py313`): never copied (3.6 GB)."""
+    namespace, target = fetching
+    project = tmp_path / "project"
+    for folder in ("tfnlp", "pipelines", "tools", ".venv-py313/bin"):
+        os.makedirs(project / folder)
+    (project / "pyproject.toml").write_text('[project]\nname = "tfnlp"\n', encoding="utf-8")
+    for file in ("tfnlp/__init__.py", "pipelines/__init__.py", "tools/colab_setup.py", ".venv-py313/bin/python"):
+        (project / file).write_text("", encoding="utf-8")
+    assert namespace["is_tfnlp_project"](str(project))
+    assert namespace["fetch_code"](str(project), target) == target
+    assert sorted(os.listdir(target)) == ["pipelines", "pyproject.toml", "tfnlp", "tools"]
+
+
 def test_bad_code_sources_are_one_line_each_and_leave_nothing(fetching, tmp_path):
     namespace, target = fetching
     fetch = namespace["fetch_code"]
