@@ -62,7 +62,7 @@ export-hub-bert: setup  ## The packaged MiniLM as TF-Hub preprocessor + encoder 
 PYTEST := $(PY) -m pytest -q -n 2 --dist loadgroup --durations=30
 .PHONY: test-large test-all
 
-test: setup  ## All but the large tier, in under 10 minutes on 2 cores (integration tests need TFNLP_DATA_DIR).
+test: setup  ## All but the large tier (14 to 17 minutes on 2 cores; integration tests need TFNLP_DATA_DIR).
 	$(PYTEST)
 
 test-large: setup  ## Only the large tier: the heavy tests `make test` skips.
