@@ -235,6 +235,14 @@ TINY_HF_BERT = ["--sequence-length", "32", "--frozen-epochs", "3", "--frozen-bat
                 "--batch-size", "8", "--learning-rate", "1e-3", "--validation-size", "8", "--steps-per-execution", "2"]
 
 
+def run_hf_bert(data_root, bert, output_dir, *extra, export_dir=""):
+    """`pipelines.agnews_hf_bert` at the tiny sizes (`TINY_HF_BERT`), then ``extra``; returns what ``main`` returns."""
+    from pipelines import agnews_hf_bert
+
+    return agnews_hf_bert.main(["--data-dir", data_root, "--pretrained", bert, "--output-dir", str(output_dir),
+                                "--export-dir", str(export_dir), *TINY_HF_BERT, *extra])
+
+
 @pytest.fixture(scope="session")
 def hf_bert_run(ag_news_root, topic_bert, tmp_path_factory):
     """A tiny `pipelines.agnews_hf_bert` run on `topic_bert` as a user may make it (`TINY_HF_BERT`): the frozen
@@ -245,15 +253,8 @@ def hf_bert_run(ag_news_root, topic_bert, tmp_path_factory):
     (version 2), ``frozen_metrics`` and ``frozen_export`` (the first run's).
     """
     def build(root):
-        from pipelines import agnews_hf_bert
-
-        def run(*extra):
-            return agnews_hf_bert.main(["--data-dir", ag_news_root, "--pretrained", topic_bert, "--output-dir",
-                                        str(root / "run"), "--export-dir", str(root / "export"), *TINY_HF_BERT,
-                                        *extra])
-
-        frozen = run("--skip-fine-tuning")
-        metrics = run()
+        frozen = run_hf_bert(ag_news_root, topic_bert, root / "run", "--skip-fine-tuning", export_dir=root / "export")
+        metrics = run_hf_bert(ag_news_root, topic_bert, root / "run", export_dir=root / "export")
         return {"metrics": metrics, "run": str(root / "run"), "export": metrics["export"]["path"],
                 "frozen_metrics": frozen, "frozen_export": frozen["export"]["path"]}
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import TINY_HF_BERT
+from conftest import run_hf_bert as run_pipeline
 from helpers import AG_NEWS_CLASS_NAMES as CLASS_NAMES, run_fresh_python
 from pipelines import agnews_hf_bert as pipeline
 from pipelines import bench_agnews_hf_bert as bench
@@ -34,11 +34,6 @@ from tfnlp.training.optimization import create_optimizer
 
 TEXTS = ["Stocks report today, officials said.", "The striker scored a goal in the cup match!", "", "   ",
          "x" * 100000, "Учёные 😀 東京", "software chips"]
-
-
-def run_pipeline(data_root, bert, output_dir, *extra, export_dir=""):
-    return pipeline.main(["--data-dir", data_root, "--pretrained", bert, "--output-dir", str(output_dir),
-                          "--export-dir", str(export_dir), *TINY_HF_BERT, *extra])
 
 
 @pytest.fixture(scope="module")
