@@ -113,11 +113,13 @@ def test_verbose_output_shows_framework_logs_with_their_names(capsys):
         "tensorflow: warning: a tensorflow warning"]
 
 
-def test_transformers_logs_show_only_with_verbose_before_and_after_transformers_is_imported():
+@pytest.mark.parametrize("ci", [None, "true"], ids=["plain", "CI=true"])
+def test_transformers_logs_show_only_with_verbose_before_and_after_transformers_is_imported(ci):
     """In a fresh process, so that whether transformers is imported is known (other tests import it).
 
     Before the import its loggers propagate to tfnlp's handler; after it, transformers' own handler prints
-    its lines in its own format: either way, only with --verbose.
+    its lines in its own format: either way, only with --verbose, and once, also where CI=true makes
+    transformers propagate to the root logger.
     """
     code = """
 import logging, sys
@@ -136,7 +138,8 @@ for level in ("verbose", "default", "quiet"):
     emit(f"{level}, after the import")
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "PYTHONPATH": REPO})
+                            env={**{k: v for k, v in os.environ.items() if k != "CI"}, "PYTHONPATH": REPO,
+                                 **({"CI": ci} if ci else {})})
     assert result.returncode == 0, result.stderr[-3000:]
     shown = [line for line in result.stderr.splitlines() if "Some layers were not used" in line]
     assert len(shown) == 2, result.stderr[-3000:]

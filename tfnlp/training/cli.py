@@ -143,6 +143,9 @@ def _configure_hf_libraries(level):
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.set_verbosity(hf_level)
+        # Its handler prints the line; with CI=true in the environment transformers also lets it propagate to
+        # ours, which would print it twice (GitHub Actions and most CI services set CI).
+        transformers_logging.disable_propagation()
     if "datasets" in sys.modules:
         from datasets.utils import logging as datasets_logging
 
