@@ -49,8 +49,9 @@ def run_large(config):
 
 # Fixtures that run whole fit scripts or exports. The tests that use one run on one pytest-xdist worker
 # (`--dist loadgroup`, as the Makefile runs pytest), so it is built once while the other worker runs other
-# tests: the session's runs share one group, a module's own fixture groups that module's tests.
-SESSION_RUN_FIXTURES = ("classifier_run", "ner_run", "hf_bert_run")
+# tests: each session run is a group of its own (a test reading two runs joins the first one's group, and
+# `build_once` makes the other run once for both workers); a module's own fixture groups that module's tests.
+SESSION_RUN_FIXTURES = ("hf_bert_run", "ner_run", "classifier_run")
 MODULE_RUN_FIXTURES = ("tv_run", "artifacts", "frozen_run", "sandbox", "deployment")
 
 
@@ -58,8 +59,9 @@ def xdist_group(item):
     """The pytest-xdist group of ``item``: by the heavy fixtures it uses (`SESSION_RUN_FIXTURES`,
     `MODULE_RUN_FIXTURES`); None for the others, which go to whichever worker is free."""
     names = set(item.fixturenames)
-    if names & set(SESSION_RUN_FIXTURES):
-        return "session_runs"
+    for name in SESSION_RUN_FIXTURES:
+        if name in names:
+            return name
     if names & set(MODULE_RUN_FIXTURES):
         return item.module.__name__
     return None
