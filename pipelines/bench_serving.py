@@ -41,7 +41,7 @@ import tensorflow as tf
 
 from tfnlp import data
 from tfnlp.serving import warmup
-from tfnlp.serving.model_folders import ModelFolderError
+from tfnlp.utils.model_folders import ModelFolderError
 from tfnlp.serving.served_model import CLASSIFIER, NER, ServedModel, op_error_message
 from tfnlp.serving.throughput import benchmark_texts
 

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfnlp import pretrained
-from tfnlp.serving.model_folders import is_saved_model, list_versions, resolve_model_folder
+from tfnlp.utils.model_folders import is_saved_model, list_versions, resolve_model_folder
 from tfnlp.text import BertTokenizer
 
 AttentionMaps = collections.namedtuple("AttentionMaps", ["tokens", "attentions"])
