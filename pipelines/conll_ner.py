@@ -62,7 +62,8 @@ from tfnlp.training.arguments import (AVERAGE_FRACTION_HELP, AVERAGE_SNAPSHOTS_H
                                       check_local_folder_or_hub_name, check_optimization_arguments)
 from tfnlp.training.evaluation import fit_model
 from tfnlp.training.losses import MaskedSparseCategoricalCrossentropy
-from tfnlp.training.ner_metrics import DECODINGS, TokenAccuracy, evaluate_ner
+from tfnlp.tagging import DECODINGS
+from tfnlp.training.ner_metrics import TokenAccuracy, evaluate_ner
 from tfnlp.training.optimization import create_optimizer
 from tfnlp.training.weight_averaging import average_snapshots, weight_snapshots
 from tfnlp.utils import atomic_write_json

@@ -2,7 +2,7 @@
 
 Signature ``serving_default`` takes ``text`` (`tf.string` ``[None]``), and
 returns, per text, the entities HF's ``token-classification`` pipeline gives
-with ``aggregation_strategy="simple"`` (`tfnlp.serving.entity_grouping`) as
+with ``aggregation_strategy="simple"`` (`tfnlp.tagging.entity_grouping`) as
 padded tensors a REST client reads without any tokenizer:
 
 - ``entity_group`` (`tf.string` ``[batch, max_entities]``, padded with ``b""``),
@@ -15,7 +15,7 @@ padded tensors a REST client reads without any tokenizer:
 - ``truncated`` (bool ``[batch]``): the text was read only up to ``max_pieces`` pieces (below).
 
 With ``decoding="iob"`` the labels are the most likely valid IOB2 sequence
-of the text's words (`tfnlp.serving.iob_decoding`), as the evaluation's
+of the text's words (`tfnlp.tagging.iob_decoding`), as the evaluation's
 ``--decoding iob``; with ``"argmax"`` each piece's most likely label, as HF's
 pipeline. Rows past ``num_entities`` / ``num_tokens`` are padding.
 
@@ -38,9 +38,9 @@ import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 
 import tensorflow as tf
 
-from tfnlp.serving.entity_grouping import group_entities
-from tfnlp.serving.iob_decoding import iob_piece_labels, word_starts
-from tfnlp.training.ner_metrics import DECODINGS
+from tfnlp.tagging.entity_grouping import group_entities
+from tfnlp.tagging.iob import DECODINGS
+from tfnlp.tagging.iob_decoding import iob_piece_labels, word_starts
 from tfnlp.serving.export import export_saved_model, optimizers_untracked
 
 logger = logging.getLogger(__name__)
