@@ -8,8 +8,8 @@ import tensorflow_text  # noqa: F401  (registers the tokenizers' ops before a Sa
 from tensorflow_serving.apis import predict_pb2
 
 from tfnlp.serving import rest, warmup
-from tfnlp.utils.model_folders import ModelFolderError, resolve_model_folder
 from tfnlp.serving.ner_predictor import text_entities
+from tfnlp.utils.model_folders import ModelFolderError, resolve_model_folder
 
 CLASSIFIER, NER, OTHER = "classifier", "ner", "other"
 CLASSIFIER_OUTPUTS = frozenset({"probabilities", "label_id", "label"})
