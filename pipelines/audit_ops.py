@@ -15,8 +15,8 @@ import json
 import sys
 import textwrap
 
-from tfnlp.serving.model_folders import ModelFolderError
 from tfnlp.serving.op_audit import CORE, TENSORFLOW_TEXT, TEXT_OPS_LIB, UNKNOWN, audit_saved_model
+from tfnlp.utils.model_folders import ModelFolderError
 
 TITLES = {CORE: "core TensorFlow", TENSORFLOW_TEXT: "tensorflow-text ops_lib", UNKNOWN: "unknown"}
 

@@ -40,8 +40,8 @@ import numpy as np
 import psutil
 import tensorflow as tf
 
-from tfnlp.serving.model_folders import ModelFolderError
 from tfnlp.serving.served_model import CLASSIFIER, NER, ServedModel, op_error_message
+from tfnlp.utils.model_folders import ModelFolderError
 
 KINDS = ("empty", "long_100k", "lenient_bytes", "raw_bytes", "emoji", "mixed_scripts", "control")
 

@@ -41,9 +41,9 @@ import tensorflow as tf
 
 from tfnlp import data
 from tfnlp.serving import warmup
-from tfnlp.serving.model_folders import ModelFolderError
 from tfnlp.serving.served_model import CLASSIFIER, NER, ServedModel, op_error_message
 from tfnlp.serving.throughput import benchmark_texts
+from tfnlp.utils.model_folders import ModelFolderError
 
 # p50 targets of one text, in ms, by model folder name (the deployment issue's).
 TARGETS_MS = {"agnews_transformer": 2.0, "agnews_hub_bert": 15.0, "agnews_hf_bert": 15.0, "conll_ner": 20.0}

@@ -55,14 +55,17 @@ from tfnlp.data.conll2003 import CONLL2003_LABELS
 from tfnlp.data.ner_features import CONTEXTS, SUBWORD_LABELS, NerPreprocessor, conll_sequences
 from tfnlp.errors import ConfigurationError
 from tfnlp.models.bert_token_classifier import build_bert_token_classifier, hf_token_classifier, token_classifier_model
-from tfnlp.serving.ner_predictor import NerPredictor, assert_same_entities, hf_pipeline_entities
-from tfnlp.serving.token_classifier_module import DEFAULT_MAX_PIECES, export_token_classifier
+from tfnlp.serving.export import export_token_classifier
+from tfnlp.serving.ner_predictor import NerPredictor, hf_pipeline_entities
+from tfnlp.serving.ner_predictor import check_same_entities as assert_same_entities
+from tfnlp.serving.token_classifier_module import DEFAULT_MAX_PIECES
+from tfnlp.tagging import DECODINGS
 from tfnlp.training import Runtime, RuntimeArguments, cli, field, parse_arguments
 from tfnlp.training.arguments import (AVERAGE_FRACTION_HELP, AVERAGE_SNAPSHOTS_HELP, LAZY_HELP, MAX_GRAD_NORM_HELP,
                                       check_local_folder_or_hub_name, check_optimization_arguments)
 from tfnlp.training.evaluation import fit_model
 from tfnlp.training.losses import MaskedSparseCategoricalCrossentropy
-from tfnlp.training.ner_metrics import DECODINGS, TokenAccuracy, evaluate_ner
+from tfnlp.training.ner_metrics import TokenAccuracy, evaluate_ner
 from tfnlp.training.optimization import create_optimizer
 from tfnlp.training.weight_averaging import average_snapshots, weight_snapshots
 from tfnlp.utils import atomic_write_json

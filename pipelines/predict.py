@@ -31,8 +31,8 @@ import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 import tensorflow as tf
 
 from tfnlp.serving import rest
-from tfnlp.serving.model_folders import ModelFolderError
 from tfnlp.serving.served_model import ServedModel, op_error_message
+from tfnlp.utils.model_folders import ModelFolderError
 
 
 def read_lines(stream):

@@ -36,8 +36,8 @@ import sys
 
 from google.protobuf import text_format
 
-from tfnlp.serving.model_folders import ModelFolderError, find_model_folders
 from tfnlp.utils import atomic_write_json, atomic_write_text
+from tfnlp.utils.model_folders import ModelFolderError, find_model_folders
 
 CURVES_FILE = "throughput_curves.json"
 COMMANDS_FILE = "serving_commands.txt"

@@ -18,7 +18,7 @@ import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 import tensorflow as tf
 
 from tfnlp.serving import warmup
-from tfnlp.serving.model_folders import ModelFolderError, resolve_model_folder
+from tfnlp.utils.model_folders import ModelFolderError, resolve_model_folder
 
 
 def describe(version_dir):

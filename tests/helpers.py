@@ -1,5 +1,5 @@
 """Test helpers shared by test files: a tiny random BERT on disk, a NumPy BERT forward pass, tiny AG News and
-CoNLL-2003 files.
+CoNLL-2003 files, and an assertion that two predictions give the same entities.
 
 `write_tiny_bert_folder` writes what ``BertModel.save_pretrained`` would write
 in PyTorch format (``model.safetensors`` with PyTorch tensor names, Linear
@@ -16,6 +16,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 from safetensors.numpy import save_file
 from scipy.special import erf
 
@@ -258,3 +259,15 @@ def run_fresh_python(code, *args, cwd, env=None):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
     return result.stdout
+
+
+def assert_same_entities(actual, expected, *, atol=1e-4, compare_words=True, context=""):
+    """Asserts that two lists (one per text) of entity dicts (HF pipeline fields) agree: the same groups and
+    offsets (and ``word`` if ``compare_words``), in the same order, and scores within ``atol``."""
+    keys = ("entity_group", "start", "end") + (("word",) if compare_words else ())
+    assert len(actual) == len(expected), f"{context}: {len(actual)} texts against {len(expected)}"
+    for index, (got, want) in enumerate(zip(actual, expected)):
+        spans = [tuple(entity[key] for key in keys) for entity in got]
+        assert spans == [tuple(entity[key] for key in keys) for entity in want], f"{context}: text {index}"
+        assert [entity["score"] for entity in got] == pytest.approx([entity["score"] for entity in want], abs=atol), (
+            f"{context}: text {index}: scores")

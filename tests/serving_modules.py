@@ -15,7 +15,7 @@ module and export function; only the model inside is a toy:
   (in-graph tokenizer, windows, entity grouping, character offsets) around a
   rule instead of a BERT: a piece written in Title case is ``B-PER``, any other
   ``O`` (the preprocessor's casing ids tell the case); `export_tiny_ner`
-  exports it with `tfnlp.serving.token_classifier_module.export_token_classifier`.
+  exports it with `tfnlp.serving.export.export_token_classifier`.
 - `copy_export`: a copy of an export as the next version of a model folder (the
   session's exports, `conftest.tiny_exports`, are made once and copied, never changed).
 - `PyFunctionModule`: a classifier that calls Python (``tf.py_function``), which no
@@ -34,8 +34,8 @@ import tf_keras
 from tfnlp.data.conll2003 import CONLL2003_LABELS
 from tfnlp.data.ner_features import NerPreprocessor
 from tfnlp.layers import MaskedMeanPooling
-from tfnlp.serving import TextClassifierModule, export_text_classifier, next_version
-from tfnlp.serving.token_classifier_module import TokenClassifierModule, export_token_classifier
+from tfnlp.serving import (TextClassifierModule, TokenClassifierModule, export_text_classifier, export_token_classifier,
+                           next_version)
 from tfnlp.text import BertTokenizer
 from tfnlp.text.casing import TITLE
 

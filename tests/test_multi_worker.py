@@ -212,7 +212,7 @@ def test_a_killed_worker_stops_the_other_with_a_clear_message(tmp_path, data):
      "addresses)"),
 ])
 def test_cluster_failures_are_one_line_naming_the_lost_worker(error, expected):
-    from tfnlp.training.runtime import cluster_failure_message
+    from tfnlp.training.cli import cluster_failure_message
 
     message = cluster_failure_message(error)
     assert message.split(";")[0] == expected
@@ -220,7 +220,7 @@ def test_cluster_failures_are_one_line_naming_the_lost_worker(error, expected):
 
 
 def test_other_errors_are_not_cluster_failures():
-    from tfnlp.training.runtime import cluster_failure_message
+    from tfnlp.training.cli import cluster_failure_message
 
     assert cluster_failure_message(tf.errors.AbortedError(None, None, "the iterator was cancelled")) is None
     assert cluster_failure_message(ValueError("heartbeat timeout")) is None

@@ -11,8 +11,8 @@ from transformers import BertTokenizerFast
 
 from conftest import TINY_VOCAB
 from tfnlp.data import CONLL2003_LABELS, ConllExamples, load_conll2003_examples
-from tfnlp.data.ner_features import (IGNORE_INDEX, NerPreprocessor, NerSequences, conll_sequences,
-                                     inside_label_ids)
+from tfnlp.data.ner_features import IGNORE_INDEX, NerPreprocessor, NerSequences, conll_sequences
+from tfnlp.tagging.iob import inside_label_ids
 from tfnlp.text import casing, token_windows
 
 ID = {tag: i for i, tag in enumerate(CONLL2003_LABELS)}
@@ -253,7 +253,8 @@ def test_document_ids_from_docstart_lines(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["tfnlp.data.ner_features", "tfnlp.text.casing", "tfnlp.text.token_windows",
-                                  "tfnlp.serving.entity_grouping", "tfnlp.training.ner_metrics",
+                                  "tfnlp.tagging.entity_grouping", "tfnlp.tagging.iob", "tfnlp.tagging.iob_decoding",
+                                  "tfnlp.training.ner_metrics",
                                   "tfnlp.training.losses", "tfnlp.training.weight_averaging",
                                   "tfnlp.serving.ner_predictor"])
 def test_docstring_examples_of_the_ner_modules(name):

@@ -10,8 +10,9 @@ import tensorflow as tf
 from seqeval import metrics as seqeval_metrics
 
 from tfnlp.data import CONLL2003_LABELS
+from tfnlp.tagging.iob import decode_tags, iob_transitions
 from tfnlp.training.losses import MaskedSparseCategoricalCrossentropy
-from tfnlp.training.ner_metrics import TokenAccuracy, decode_tags, entity_report, iob_transitions
+from tfnlp.training.ner_metrics import TokenAccuracy, entity_report
 
 
 def test_entity_report_is_seqeval_per_sentence():

@@ -18,17 +18,18 @@ import pytest
 import tensorflow as tf
 from transformers import BertTokenizerFast, TokenClassificationPipeline, pipeline
 
-from helpers import run_fresh_python
+from helpers import assert_same_entities, run_fresh_python
 from tfnlp import pretrained
 from tfnlp.data import CONLL2003_LABELS
-from tfnlp.data.ner_features import NerPreprocessor, inside_label_ids
+from tfnlp.data.ner_features import NerPreprocessor
 from tfnlp.models.bert_token_classifier import build_bert_token_classifier, token_classifier_model
-from tfnlp.serving.entity_grouping import group_entities
-from tfnlp.serving.iob_decoding import iob_piece_labels, viterbi_decode, word_starts
-from tfnlp.serving.ner_predictor import NerPredictor, assert_same_entities, hf_pipeline_entities
+from tfnlp.serving.export import export_token_classifier
+from tfnlp.serving.ner_predictor import NerPredictor, hf_pipeline_entities
 from tfnlp.serving.op_audit import audit_saved_model
-from tfnlp.serving.token_classifier_module import TokenClassifierModule, export_token_classifier
-from tfnlp.training.ner_metrics import decode_tags, iob_transitions
+from tfnlp.serving.token_classifier_module import TokenClassifierModule
+from tfnlp.tagging.entity_grouping import group_entities
+from tfnlp.tagging.iob import decode_tags, inside_label_ids, iob_transitions
+from tfnlp.tagging.iob_decoding import iob_piece_labels, viterbi_decode, word_starts
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEXTS = ["John lives in New York.", "the cat sat on the mat!", "Unaffable dogs running, hello world",

@@ -188,7 +188,7 @@ def test_the_junk_checks_catch_bad_outputs():
     assert "outside a text of 3 characters" in bench_junk_load.check_outputs(offsets, "ner", [b"abc"])[0]
 
 
-@pytest.mark.parametrize("name", ["tfnlp.serving.rest", "tfnlp.serving.model_folders", "tfnlp.serving.op_audit"])
+@pytest.mark.parametrize("name", ["tfnlp.serving.rest", "tfnlp.utils.model_folders", "tfnlp.serving.op_audit"])
 def test_docstring_examples_of_the_serving_modules(name):
     import doctest
     import importlib

@@ -12,7 +12,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 from conftest import TINY_VOCAB
 from serving_modules import IDS_INPUTS, MAX_LENGTH, copy_export, tiny_classifier
 from tfnlp.serving import export_saved_model, warmup
-from tfnlp.serving.model_folders import ModelFolderError, list_versions, resolve_model_folder
+from tfnlp.utils.model_folders import ModelFolderError, list_versions, resolve_model_folder
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,9 @@ unless ``TF_CPP_MIN_LOG_LEVEL`` is set or ``--verbose`` is on the command line
 (see `tfnlp._native_logs`). On Python 3.12 and 3.13 releases whose zipfile
 misreads stored members (CPython gh-127847), it fixes that, so that ``.keras``
 files load (see `tfnlp._zipfile_seek`).
+
+Each package imports only from the ones below it (`tfnlp._layering`); bottom to top: utils; pretrained; layers,
+text and tagging; data; hub; models; plots; training and serving side by side, neither importing the other.
 """
 
 from tfnlp import _native_logs

@@ -44,6 +44,7 @@ import tensorflow as tf
 from tfnlp import pretrained
 from tfnlp.data.batching import disable_autotuning, length_boundaries, with_known_cardinality
 from tfnlp.data.conll2003 import CONLL2003_LABELS
+from tfnlp.tagging.iob import inside_label_ids
 from tfnlp.text import casing as casing_lib
 from tfnlp.text import token_windows
 from tfnlp.text.bert_tokenizer import BertTokenizer
@@ -53,17 +54,6 @@ logger = logging.getLogger(__name__)
 IGNORE_INDEX = -100  # Label of pieces the loss and the metrics skip (HF's and PyTorch's convention).
 SUBWORD_LABELS = ("inside", "ignore")
 CONTEXTS = ("sentence", "document")
-
-
-def inside_label_ids(labels):
-    """For each IOB2 label id, the id of its ``I-`` form (``B-X`` -> ``I-X``; others unchanged).
-
-    Example:
-    >>> inside_label_ids(["O", "B-PER", "I-PER", "B-LOC", "I-LOC"])
-    [0, 2, 2, 4, 4]
-    """
-    ids = {label: i for i, label in enumerate(labels)}
-    return [ids.get("I-" + label[2:], i) if label.startswith("B-") else i for i, label in enumerate(labels)]
 
 
 class NerPreprocessor:

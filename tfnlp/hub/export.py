@@ -19,6 +19,7 @@ from tfnlp.hub.bert_encoder import bert_encoder_from_pretrained, encoder_model
 from tfnlp.hub.bert_preprocessor import BertPreprocessor
 from tfnlp.text import BertTokenizer
 from tfnlp.utils import atomic_directory
+from tfnlp.utils.model_folders import is_saved_model
 
 logger = logging.getLogger(__name__)
 
@@ -36,11 +37,6 @@ def hub_artifact_dirs(name_or_path=None, hub_dir=DEFAULT_HUB_DIR):
     """
     slug = pretrained.model_slug(name_or_path)
     return HubArtifacts(os.path.join(hub_dir, f"{slug}_preprocess"), os.path.join(hub_dir, f"{slug}_encoder"))
-
-
-def is_saved_model(path):
-    """True when ``path`` is a folder holding a SavedModel."""
-    return os.path.isfile(os.path.join(path, "saved_model.pb"))
 
 
 def export_preprocessor(path, name_or_path=None, *, seq_length=128, overwrite=False):

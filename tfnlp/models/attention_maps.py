@@ -21,8 +21,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfnlp import pretrained
-from tfnlp.serving.model_folders import is_saved_model, list_versions, resolve_model_folder
 from tfnlp.text import BertTokenizer
+from tfnlp.utils.model_folders import is_saved_model, list_versions, resolve_model_folder
 
 AttentionMaps = collections.namedtuple("AttentionMaps", ["tokens", "attentions"])
 AttentionMaps.__doc__ = """One text's attention: ``tokens`` (list of str, its word pieces with [CLS] and [SEP]) and

@@ -31,6 +31,8 @@ import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 
 import tensorflow as tf
 
+from tfnlp.serving.token_classifier_module import TokenClassifierModule
+
 
 class NerPredictor:
     """Raw texts to grouped entities (HF pipeline fields) through a token-classifier serving signature.
@@ -49,8 +51,6 @@ class NerPredictor:
     def from_model(cls, model, preprocessor, decoding="argmax", batch_size=32, **module_options):
         """A predictor running ``model`` in memory through a `tfnlp.serving.TokenClassifierModule` (``decoding``
         and ``module_options`` such as ``max_pieces`` go to it)."""
-        from tfnlp.serving.token_classifier_module import TokenClassifierModule
-
         module = TokenClassifierModule(model, preprocessor, decoding=decoding, **module_options)
         predictor = cls(module.serving_default, batch_size=batch_size)
         predictor.module = module
@@ -117,10 +117,19 @@ def entities_from_outputs(outputs, score=float):
     return [text_entities(outputs, row, score) for row in range(len(outputs["num_entities"]))]
 
 
-def assert_same_entities(actual, expected, *, atol=1e-4, compare_words=True, context=""):
-    """Raises AssertionError unless two lists (one per text) of entity dicts agree.
+def check_same_entities(actual, expected, *, atol=1e-4, compare_words=True, context=""):
+    """Raises AssertionError unless two lists (one per text) of entity dicts agree (the export's reload check,
+    the NER script's comparison with HF's pipeline).
 
     Groups, offsets (and ``word`` if ``compare_words``) must be equal, scores within ``atol``.
+
+    Example:
+    >>> john = [[{"entity_group": "PER", "score": 0.9, "word": "John", "start": 0, "end": 4}]]
+    >>> check_same_entities(john, [[{**john[0][0], "score": 0.90001}]])
+    >>> check_same_entities(john, [[{**john[0][0], "end": 5}]], context="reloaded")
+    Traceback (most recent call last):
+    ...
+    AssertionError: reloaded: text 0: entities [('PER', 0, 4, 'John')] != [('PER', 0, 5, 'John')]
     """
     if len(actual) != len(expected):
         raise AssertionError(f"{context}: {len(actual)} texts against {len(expected)}")

@@ -45,8 +45,8 @@ import os
 import subprocess
 import sys
 
-from tfnlp.serving.model_folders import ModelFolderError, resolve_model_folder
 from tfnlp.serving.tf_2_12_core_ops import TF_2_12_CORE_OPS
+from tfnlp.utils.model_folders import ModelFolderError, resolve_model_folder
 
 CORE, TENSORFLOW_TEXT, UNKNOWN = "core", "tensorflow_text", "unknown"
 

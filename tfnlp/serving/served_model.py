@@ -8,8 +8,8 @@ import tensorflow_text  # noqa: F401  (registers the tokenizers' ops before a Sa
 from tensorflow_serving.apis import predict_pb2
 
 from tfnlp.serving import rest, warmup
-from tfnlp.serving.model_folders import ModelFolderError, resolve_model_folder
 from tfnlp.serving.ner_predictor import text_entities
+from tfnlp.utils.model_folders import ModelFolderError, resolve_model_folder
 
 CLASSIFIER, NER, OTHER = "classifier", "ner", "other"
 CLASSIFIER_OUTPUTS = frozenset({"probabilities", "label_id", "label"})
@@ -43,7 +43,7 @@ class ServedModel:
     plain texts (`predict_texts`, one JSON-ready record per text).
 
     Args:
-        model_version: `tfnlp.serving.model_folders.ModelVersion`. What was loaded.
+        model_version: `tfnlp.utils.model_folders.ModelVersion`. What was loaded.
         loaded: the object returned by `tf.saved_model.load`.
 
     Example:

@@ -2,7 +2,7 @@
 
 Signature ``serving_default`` takes ``text`` (`tf.string` ``[None]``), and
 returns, per text, the entities HF's ``token-classification`` pipeline gives
-with ``aggregation_strategy="simple"`` (`tfnlp.serving.entity_grouping`) as
+with ``aggregation_strategy="simple"`` (`tfnlp.tagging.entity_grouping`) as
 padded tensors a REST client reads without any tokenizer:
 
 - ``entity_group`` (`tf.string` ``[batch, max_entities]``, padded with ``b""``),
@@ -15,7 +15,7 @@ padded tensors a REST client reads without any tokenizer:
 - ``truncated`` (bool ``[batch]``): the text was read only up to ``max_pieces`` pieces (below).
 
 With ``decoding="iob"`` the labels are the most likely valid IOB2 sequence
-of the text's words (`tfnlp.serving.iob_decoding`), as the evaluation's
+of the text's words (`tfnlp.tagging.iob_decoding`), as the evaluation's
 ``--decoding iob``; with ``"argmax"`` each piece's most likely label, as HF's
 pipeline. Rows past ``num_entities`` / ``num_tokens`` are padding.
 
@@ -32,18 +32,13 @@ export needs only ``import tensorflow_text`` to load (tensorflow-text's
 WordPiece ops), not tfnlp.
 """
 
-import logging
-
 import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 
 import tensorflow as tf
 
-from tfnlp.serving.entity_grouping import group_entities
-from tfnlp.serving.iob_decoding import iob_piece_labels, word_starts
-from tfnlp.training.ner_metrics import DECODINGS
-from tfnlp.serving.export import export_saved_model, optimizers_untracked
-
-logger = logging.getLogger(__name__)
+from tfnlp.tagging.entity_grouping import group_entities
+from tfnlp.tagging.iob import DECODINGS
+from tfnlp.tagging.iob_decoding import iob_piece_labels, word_starts
 
 ENTITY_OUTPUTS = ("entity_group", "score", "word", "start", "end")
 TOKEN_OUTPUTS = ("token_label", "token_score", "token_start", "token_end")
@@ -147,30 +142,3 @@ def _substrings(chars, starts, ends):
     positions = tf.ragged.range(first, first + ends.flat_values - starts.flat_values)
     code_points = positions.with_flat_values(tf.gather(chars.flat_values, positions.flat_values))
     return starts.with_flat_values(tf.strings.unicode_encode(code_points, "UTF-8"))
-
-
-def export_token_classifier(module, base_dir, *, smoke_texts, extras=None):
-    """Exports a `TokenClassifierModule` to ``<base_dir>/<next version>/``, then reloads it and checks it.
-
-    Args:
-        module: TokenClassifierModule.
-        base_dir: str. The model's folder (TF Serving layout).
-        smoke_texts: sequence of str. Predicted before the export and after reloading it; the entities
-            must be the same (scores within 1e-5).
-        extras: callable or None. As in `tfnlp.serving.export_saved_model` (files published with the version).
-
-    Returns:
-        dict: ``path`` of the export and ``smoke_entities``, the reloaded model's entities for ``smoke_texts``.
-
-    Raises:
-        AssertionError: the reloaded SavedModel's entities differ from the module's.
-    """
-    from tfnlp.serving.ner_predictor import NerPredictor, assert_same_entities
-
-    expected = NerPredictor(module.serving_default)(list(smoke_texts))
-    with optimizers_untracked(module.model):  # Serving needs the weights, not the Adam moments.
-        path = export_saved_model(module, base_dir, module.signatures(), extras=extras)
-    reloaded = NerPredictor.load(path)(list(smoke_texts))
-    assert_same_entities(reloaded, expected, atol=1e-5, context=f"{path} reloaded vs the trained model")
-    logger.info("exported %s; reloaded entities match the trained model on %d texts", path, len(smoke_texts))
-    return {"path": path, "smoke_entities": reloaded}

@@ -104,7 +104,7 @@ def default_warmup_inputs(signatures, module=None, texts=WARMUP_TEXTS):
 
 
 def _find_tokenizer(module):
-    from tfnlp.text import BertTokenizer  # A module-level import would be circular through tfnlp.text.
+    from tfnlp.text import BertTokenizer  # Here, not at module level: reading warm-up files needs no tensorflow_text.
 
     if module is None:
         return None

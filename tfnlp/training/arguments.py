@@ -20,6 +20,8 @@ import os
 import sys
 import typing
 
+from tfnlp.utils.model_folders import is_saved_model
+
 
 def field(default, help, choices=None):  # noqa: A002  (mirrors argparse's name)
     """A dataclass field with command-line ``help`` text (and ``choices``)."""
@@ -180,7 +182,7 @@ def check_saved_model_or_url(option, value):
     folder = os.path.expanduser(value)
     if not os.path.isdir(folder):
         raise ValueError(f"{option} {value}: no such folder (expected a TF-Hub URL or a local SavedModel folder)")
-    if not any(os.path.isfile(os.path.join(folder, name)) for name in ("saved_model.pb", "saved_model.pbtxt")):
+    if not is_saved_model(folder):
         raise ValueError(f"{option} {value}: no saved_model.pb in the folder (expected a SavedModel)")
 
 

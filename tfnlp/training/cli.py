@@ -25,6 +25,7 @@ and applies them (`configure_output`). Then:
 
 import logging
 import os
+import re
 import sys
 import warnings
 
@@ -194,7 +195,7 @@ def run(main, argv=None):
     - argument errors (from `tfnlp.training.parse_arguments`) print ``error: <message>`` and exit with code 2;
     - Ctrl-C prints one line and exits with code 130 (the run resumes when started again);
     - a multi-worker run that loses a worker prints one line naming it and exits with code 1
-      (`tfnlp.training.runtime.cluster_failure_message`);
+      (`cluster_failure_message`);
     - with ``--debug`` on the command line, user errors, Ctrl-C and a lost worker keep their traceback;
     - any other exception keeps its traceback (it is a bug).
 
@@ -222,14 +223,56 @@ def run(main, argv=None):
               file=sys.stderr, flush=True)
         sys.exit(130)
     except Exception as error:  # noqa: BLE001  (only a lost worker is turned into one line; the rest re-raised)
-        message = None if debug or "tensorflow" not in sys.modules else _cluster_failure(error)
+        message = None if debug or "tensorflow" not in sys.modules else cluster_failure_message(error)
         if message is None:
             raise
         print(f"error: {message}", file=sys.stderr, flush=True)
         sys.exit(1)
 
 
-def _cluster_failure(error):
-    from tfnlp.training.runtime import cluster_failure_message
+_TASK = re.compile(r"/job:\w+/replica:\d+/task:\d+")
+_TIMED_OUT = re.compile(r"Task (/job:\w+/replica:\d+/task:\d+) heartbeat timeout")
 
-    return cluster_failure_message(error)
+
+def cluster_failure_message(error):
+    """One line for an error by which a multi-worker run lost a worker; None for any other error.
+
+    A worker that dies (killed, crashed, its machine gone) stops sending
+    heartbeats to TensorFlow's coordination service, which aborts the
+    collective operations of the others within ``--worker-timeout`` seconds
+    (``UnavailableError``, or ``AbortedError`` naming the task whose heartbeat
+    timed out); losing the chief, which runs that service, breaks
+    the others' connections at once. Fit scripts print the line instead of
+    the traceback (`tfnlp.training.cli.run`).
+
+    Args:
+        error: BaseException.
+
+    Example:
+    >>> import tensorflow as tf
+    >>> error = tf.errors.UnavailableError(None, None, "Collective ops is aborted by: Error reported from "
+    ...     "/job:worker/task:1: The following tasks are unhealthy (stopped sending heartbeats):\\n"
+    ...     "/job:worker/replica:0/task:1\\nThe tasks have crashed.")
+    >>> cluster_failure_message(error).split(";")[0]
+    'the multi-worker cluster lost /job:worker/replica:0/task:1 (it stopped sending heartbeats: killed, crashed or unreachable)'
+    """
+    tf = sys.modules.get("tensorflow")  # A TensorFlow error exists only once TensorFlow is imported (cli needs none).
+    lost = () if tf is None else (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError)
+    if not isinstance(error, lost):
+        return None
+    text = str(error)
+    if "heartbeat timeout" in text:
+        tasks = sorted(set(_TIMED_OUT.findall(text)))
+        what = (f"{', '.join(tasks) or 'a worker'} (no heartbeat within --worker-timeout seconds: killed, crashed, "
+                f"unreachable or stalled)")
+    elif "unhealthy" in text:
+        tasks = sorted(set(_TASK.findall(text.split("unhealthy", 1)[1])))
+        what = f"{', '.join(tasks) or 'a worker'} (it stopped sending heartbeats: killed, crashed or unreachable)"
+    elif "Collective ops is aborted by:" in text or "remote target" in text:
+        cause = text.split("Collective ops is aborted by:", 1)[-1].strip().splitlines()[0]
+        peer = re.search(r"remote target (/job:\w+/replica:\d+/task:\d+)", text)
+        what = f"the connection to {peer.group(1) if peer else 'another worker'} ({cause})"
+    else:
+        return None
+    return (f"the multi-worker cluster lost {what}; this worker stopped too. Start every worker again with the same "
+            f"command: the run resumes from its last finished epoch")

@@ -12,16 +12,13 @@ Example:
 (0.5, 1.0, 0.0)
 """
 
-import numpy as np
-
 import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 
 import tensorflow as tf
 import tf_keras
 
 from tfnlp.data.ner_features import IGNORE_INDEX
-
-DECODINGS = ("argmax", "iob")
+from tfnlp.tagging.iob import DECODINGS, decode_tags
 
 
 def entity_report(true_tags, predicted_tags):
@@ -57,65 +54,6 @@ def entity_report(true_tags, predicted_tags):
     }
 
 
-def iob_transitions(labels):
-    """Allowed IOB2 transitions: ``allowed[i, j]`` is True if tag ``j`` may follow tag ``i``; and allowed starts.
-
-    ``I-X`` may only follow ``B-X`` or ``I-X`` (and never start a sentence); every other tag may follow any.
-
-    Example:
-    >>> allowed, start = iob_transitions(["O", "B-PER", "I-PER"])
-    >>> allowed.astype(int).tolist(), start.astype(int).tolist()
-    ([[1, 1, 0], [1, 1, 1], [1, 1, 1]], [1, 1, 0])
-    """
-    labels = list(labels)
-    n = len(labels)
-    allowed = np.ones((n, n), bool)
-    start = np.ones(n, bool)
-    for j, label in enumerate(labels):
-        if label.startswith("I-"):
-            start[j] = False
-            allowed[:, j] = [previous[2:] == label[2:] and previous[:2] in ("B-", "I-") for previous in labels]
-    return allowed, start
-
-
-def decode_tags(logits, labels, decoding="argmax"):
-    """The tag ids of one sentence's words from their logits.
-
-    Args:
-        logits: float array ``[words, labels]``.
-        labels: sequence of str. The IOB2 tag names.
-        decoding: str. ``"argmax"``: each word its most likely tag. ``"iob"``: the most likely
-            sequence of tags that is valid IOB2 (Viterbi over log-probabilities: no ``I-X`` after
-            anything but ``B-X``/``I-X``, none first).
-
-    Returns:
-        int array ``[words]``.
-
-    Example:
-    >>> logits = np.log([[0.1, 0.1, 0.8], [0.2, 0.1, 0.7]])  # I-PER, I-PER: invalid at the start.
-    >>> decode_tags(logits, ["O", "B-PER", "I-PER"]).tolist(), decode_tags(logits, ["O", "B-PER", "I-PER"], "iob").tolist()
-    ([2, 2], [1, 2])
-    """
-    if decoding not in DECODINGS:
-        raise ValueError(f"decoding must be one of {DECODINGS}, got {decoding!r}")
-    logits = np.asarray(logits, np.float64)
-    if decoding == "argmax" or len(logits) == 0:
-        return logits.argmax(axis=-1)
-    log_probs = logits - np.logaddexp.reduce(logits, axis=-1, keepdims=True)
-    allowed, start = iob_transitions(labels)
-    penalty = np.where(allowed, 0.0, -np.inf)
-    score = np.where(start, log_probs[0], -np.inf)
-    back = np.zeros(log_probs.shape, np.int64)
-    for t in range(1, len(log_probs)):
-        candidates = score[:, None] + penalty
-        back[t] = candidates.argmax(axis=0)
-        score = candidates.max(axis=0) + log_probs[t]
-    tags = [int(score.argmax())]
-    for t in range(len(log_probs) - 1, 0, -1):
-        tags.append(int(back[t, tags[-1]]))
-    return np.array(tags[::-1])
-
-
 def evaluate_ner(model, preprocessor, sequences, *, decoding="argmax", words_per_call=2048):
     """Entity-level figures of ``model`` on labelled sequences (`entity_report`), sentence by sentence.
 
@@ -124,7 +62,7 @@ def evaluate_ner(model, preprocessor, sequences, *, decoding="argmax", words_per
         preprocessor: tfnlp.data.ner_features.NerPreprocessor.
         sequences: tfnlp.data.ner_features.NerSequences. Sentences, or documents (then the model
             reads each sentence with its neighbours, and is scored on each sentence).
-        decoding: str. As in `decode_tags`: the decoding of the returned figures.
+        decoding: str. As in `tfnlp.tagging.decode_tags`: the decoding of the returned figures.
         words_per_call: int. Words (of consecutive sequences) per model call.
 
     Returns:

@@ -21,7 +21,7 @@ data and keeps its share of every batch), so a run on N workers takes the same
 steps as one process with the same ``--batch-size``. A worker that dies makes
 the others stop within ``--worker-timeout`` seconds (TensorFlow's coordination
 service notices the missing heartbeats) with one line saying which one
-(`cluster_failure_message`); starting every worker again resumes the run.
+(`tfnlp.training.cli.cluster_failure_message`); starting every worker again resumes the run.
 """
 
 import atexit
@@ -31,7 +31,6 @@ import dataclasses
 import json
 import logging
 import os
-import re
 import secrets
 import shlex
 import shutil
@@ -421,51 +420,6 @@ def _configure_coordination_service(heartbeat_seconds):
     context.context().configure_coordination_service(
         service_type="standalone", service_leader=multi_worker_util.coordination_leader(spec),
         coordinated_jobs=jobs, heartbeat_timeout_in_ms=int(heartbeat_seconds * 1000))
-
-
-_TASK = re.compile(r"/job:\w+/replica:\d+/task:\d+")
-_TIMED_OUT = re.compile(r"Task (/job:\w+/replica:\d+/task:\d+) heartbeat timeout")
-
-
-def cluster_failure_message(error):
-    """One line for an error by which a multi-worker run lost a worker; None for any other error.
-
-    A worker that dies (killed, crashed, its machine gone) stops sending
-    heartbeats to TensorFlow's coordination service, which aborts the
-    collective operations of the others within ``--worker-timeout`` seconds
-    (``UnavailableError``, or ``AbortedError`` naming the task whose heartbeat
-    timed out); losing the chief, which runs that service, breaks
-    the others' connections at once. Fit scripts print the line instead of
-    the traceback (`tfnlp.training.cli.run`).
-
-    Args:
-        error: BaseException.
-
-    Example:
-    >>> error = tf.errors.UnavailableError(None, None, "Collective ops is aborted by: Error reported from "
-    ...     "/job:worker/task:1: The following tasks are unhealthy (stopped sending heartbeats):\\n"
-    ...     "/job:worker/replica:0/task:1\\nThe tasks have crashed.")
-    >>> cluster_failure_message(error).split(";")[0]
-    'the multi-worker cluster lost /job:worker/replica:0/task:1 (it stopped sending heartbeats: killed, crashed or unreachable)'
-    """
-    if not isinstance(error, (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.AbortedError)):
-        return None
-    text = str(error)
-    if "heartbeat timeout" in text:
-        tasks = sorted(set(_TIMED_OUT.findall(text)))
-        what = (f"{', '.join(tasks) or 'a worker'} (no heartbeat within --worker-timeout seconds: killed, crashed, "
-                f"unreachable or stalled)")
-    elif "unhealthy" in text:
-        tasks = sorted(set(_TASK.findall(text.split("unhealthy", 1)[1])))
-        what = f"{', '.join(tasks) or 'a worker'} (it stopped sending heartbeats: killed, crashed or unreachable)"
-    elif "Collective ops is aborted by:" in text or "remote target" in text:
-        cause = text.split("Collective ops is aborted by:", 1)[-1].strip().splitlines()[0]
-        peer = re.search(r"remote target (/job:\w+/replica:\d+/task:\d+)", text)
-        what = f"the connection to {peer.group(1) if peer else 'another worker'} ({cause})"
-    else:
-        return None
-    return (f"the multi-worker cluster lost {what}; this worker stopped too. Start every worker again with the same "
-            f"command: the run resumes from its last finished epoch")
 
 
 class Throughput(tf_keras.callbacks.Callback):

@@ -1,4 +1,5 @@
-"""Small shared utilities (atomic file output)."""
+"""Small shared utilities: atomic file output (`tfnlp.utils.atomic`), progress lines, a network probe, and SavedModel
+folders (`tfnlp.utils.model_folders`)."""
 
 from tfnlp.utils.atomic import (
     atomic_directory,

@@ -4,11 +4,11 @@ Argmax decoding tags each piece on its own and can give ``O I-ORG`` or
 ``B-LOC I-ORG``, which seqeval and HF's grouping then read as entities of their
 own. `iob_piece_labels` decodes the words of each text instead (a word's
 log-probabilities are its first piece's), by Viterbi under the IOB2 rules of
-`tfnlp.training.ner_metrics.iob_transitions`, and gives every later piece of a
-word the ``I-`` form of its word's tag (the lesson's label alignment). It is
-the same decoding as ``decode_tags(..., "iob")`` (NumPy, used by the
-evaluation), in TensorFlow ops, so that the export decodes as the model was
-evaluated; `tests/test_ner_serving.py` checks the two agree.
+`tfnlp.tagging.iob.iob_transitions`, and gives every later piece of a word
+the ``I-`` form of its word's tag (the lesson's label alignment). It is the
+same decoding as ``tfnlp.tagging.iob.decode_tags(..., "iob")`` (NumPy, used by
+the evaluation), in TensorFlow ops, so that the export decodes as the model
+was evaluated; `tests/test_ner_serving.py` checks the two agree.
 
 A word of raw text is what BERT's own pre-tokenization makes a word: a piece
 that is not a ``##`` continuation starts one (`word_starts`). So punctuation is
@@ -21,8 +21,7 @@ import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 
 import tensorflow as tf
 
-from tfnlp.data.ner_features import inside_label_ids
-from tfnlp.training.ner_metrics import iob_transitions
+from tfnlp.tagging.iob import inside_label_ids, iob_transitions
 
 _NEVER = -1e9  # Log-probability of a forbidden transition (finite: no inf - inf).
 

@@ -1,4 +1,11 @@
-"""``saved_models/<name>[/<version>]`` resolved to one SavedModel version folder, as TF Serving picks it.
+"""SavedModel folders: what is one (`is_saved_model`), and ``saved_models/<name>[/<version>]`` resolved to one
+version folder, as TF Serving picks it.
+
+`is_saved_model` is tfnlp's one test of "this folder holds a SavedModel"
+(``saved_model.pb`` or ``saved_model.pbtxt``, as `tf.saved_model.load` reads
+either): the TF-Hub artifacts (`tfnlp.hub`), the fit scripts' ``--encoder``
+check (`tfnlp.training.arguments`), the attention maps of an export
+(`tfnlp.models.attention_maps`) and serving all use it.
 
 TF Serving watches a model's base folder and serves the version folders whose
 names are integers, the highest by default. The command-line tools resolve the
