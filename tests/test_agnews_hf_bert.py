@@ -398,7 +398,7 @@ def run_frozen_stage_on_real_ag_news(data_dir, output_dir, train_examples, eval_
     """The frozen stage alone on the shared AG News with the packaged MiniLM; with ``export``, checks that the
     export is the evaluated model and serves empty texts. Returns the run's metrics.
 
-    Fine-tuning is left to the tiny-BERT tests (the same code path) and to the full run in the README: a short
+    Fine-tuning is left to the tiny-BERT tests (the same code path) and to the full run in docs/results.md: a short
     fine-tuning of the real encoder took minutes of `make test` and asserted nothing about its result.
     """
     export_dir = str(output_dir / "export") if export else ""

@@ -1,6 +1,10 @@
-"""README.md works as written: its Python snippets run, its commands name real options and Makefile targets.
+"""The documents work as written: README.md and every ``docs/*.md`` page.
 
-- Every ```` ```python ```` block of README.md runs in a fresh interpreter, from a
+Their Python snippets run, their commands name real options and Makefile
+targets, their links resolve, the README stays a guide (at most `README_MAX_LINES`
+lines) and its Troubleshooting table quotes messages the code prints.
+
+- Every ```` ```python ```` block of README.md and ``docs/*.md`` runs in a fresh interpreter, from a
   temporary folder outside the repository (the package as installed by
   ``make setup``), with tiny fixtures where the README points at real things:
   ``../shared/data`` and ``$TFNLP_DATA_DIR`` hold tiny AG News and CoNLL-2003
@@ -9,14 +13,24 @@
   export that an in-process gRPC PredictionService serves for the gRPC snippet
   (its ``localhost:8500`` is replaced by that server's port). `SNIPPETS` says,
   per snippet, what runs before it and what is then asserted. A block that no
-  entry of `SNIPPETS` names still runs, bare.
+  entry of `SNIPPETS` names still runs, bare. A block that cannot run here is
+  marked explicitly: its first line is ``# not run: <why>``.
 - Every ``python -m pipelines.<name> ...`` command (code blocks and inline
   code) goes through that script's own argument parsing and validation
   (`command_options.parse_command`: its checks of values and combinations too);
   every ``--option`` mentioned anywhere is one of a script's options or a listed
   option of another tool; every ``make <target>`` is a Makefile target.
+- Every relative link (``[text](path)``, ``[text](path#anchor)``,
+  ``[text](#anchor)``) names a file that exists and a heading of that file.
+- Each message the README's Troubleshooting table quotes (its first table's
+  first column; ``...`` stands for a varying part) is found in one string of
+  the code (`tfnlp/`, `pipelines/`, `tools/`, the Makefile, `.ci/run`), and each
+  one-line error the fit scripts' argument checks, the data loaders, the model
+  folders and the set-up tools raise is matched by a row: the table cannot rot.
 """
 
+import ast
+import glob
 import os
 import re
 import subprocess
@@ -33,6 +47,10 @@ from helpers import topic_rows, write_ag_news_folder, write_tiny_bert_folder
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(REPO, "README.md")
+# The documents checked here: the README (the guide) and the pages it links to.
+DOCUMENTS = [README] + sorted(glob.glob(os.path.join(REPO, "docs", "*.md")))
+README_MAX_LINES = 350
+NOT_RUN = re.compile(r"^# not run: \S")
 TAG_NAMES = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
 CONLL = ("-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\nGerman JJ B-NP B-MISC\ncall NN I-NP O\n"
          ". . O O\n\nPeter NNP B-NP B-PER\nBlackburn NNP I-NP I-PER\n\nBRUSSELS NNP B-NP B-LOC\n")
@@ -102,6 +120,19 @@ def read_readme():
         return f.read()
 
 
+def read_documents():
+    """``{relative path: text}`` of README.md and every ``docs/*.md`` page."""
+    texts = {}
+    for path in DOCUMENTS:
+        with open(path, encoding="utf-8") as f:
+            texts[os.path.relpath(path, REPO)] = f.read()
+    return texts
+
+
+def all_documents_text():
+    return "\n".join(read_documents().values())
+
+
 def split_fences(text):
     """``([(language, code), ...], prose)``: the fenced code blocks of a Markdown text, and the lines outside them."""
     blocks, prose, current, language = [], [], None, None
@@ -116,7 +147,7 @@ def split_fences(text):
             prose.append(line)
         else:
             current.append(line)
-    assert current is None, "README.md has an unclosed code fence"
+    assert current is None, "a document has an unclosed code fence"
     return blocks, "".join(prose)
 
 
@@ -124,13 +155,20 @@ def code_blocks(text, language):
     return [code for lang, code in split_fences(text)[0] if lang == language]
 
 
+def all_python_snippets():
+    """``(document, code)`` for every Python block of the documents, those marked ``# not run: ...`` included."""
+    return [(name, code) for name, text in read_documents().items() for code in code_blocks(text, "python")]
+
+
 def python_snippets():
-    return code_blocks(read_readme(), "python")
+    """The Python blocks that run: all but those whose first line is ``# not run: <why>``."""
+    return [(name, code) for name, code in all_python_snippets() if not NOT_RUN.match(code)]
 
 
-def snippet_id(snippet):
+def snippet_id(document_and_snippet):
+    document, snippet = document_and_snippet
     first = next(line for line in snippet.splitlines() if line.strip() and not line.startswith("import"))
-    return re.sub(r"\W+", "_", first)[:40]
+    return os.path.basename(document)[:-3] + ":" + re.sub(r"\W+", "_", first)[:40]
 
 
 @pytest.fixture(scope="module")
@@ -164,8 +202,9 @@ def sandbox(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("snippet", python_snippets(), ids=snippet_id)
-def test_readme_python_snippet_runs(snippet, sandbox):
+@pytest.mark.parametrize("document_and_snippet", python_snippets(), ids=snippet_id)
+def test_python_snippet_runs(document_and_snippet, sandbox):
+    document, snippet = document_and_snippet
     matches = [marker for marker in SNIPPETS if marker in snippet]
     assert len(matches) <= 1, f"several SNIPPETS entries match one snippet: {matches}"
     before, replacements, after = SNIPPETS[matches[0]] if matches else ("", {}, "")
@@ -177,26 +216,28 @@ def test_readme_python_snippet_runs(snippet, sandbox):
     env = {**os.environ, "PYTHONPATH": "", "TF_CPP_MIN_LOG_LEVEL": "2", "TFNLP_DATA_DIR": str(sandbox["data"])}
     result = subprocess.run([sys.executable, "-c", program], cwd=sandbox["work"], env=env, capture_output=True,
                             text=True, timeout=600)
-    assert result.returncode == 0, f"README snippet failed:\n{program}\n--- stderr:\n{result.stderr[-4000:]}"
+    assert result.returncode == 0, f"{document} snippet failed:\n{program}\n--- stderr:\n{result.stderr[-4000:]}"
 
 
-def test_readme_has_the_snippets_this_test_prepares_for():
-    snippets = python_snippets()
+def test_the_documents_have_the_snippets_this_test_prepares_for():
+    snippets = [code for _, code in python_snippets()]
     assert len(snippets) >= 5
     for marker in SNIPPETS:
-        assert any(marker in snippet for snippet in snippets), f"no README snippet contains {marker!r} any more"
+        assert any(marker in snippet for snippet in snippets), f"no runnable snippet contains {marker!r} any more"
+    for document, code in all_python_snippets():  # A block that does not run says why, on its first line.
+        assert not code.startswith("# not run") or NOT_RUN.match(code), f"{document}: '# not run:' without a reason"
 
 
 def shell_text(text):
-    """The README's shell commands: its non-Python code blocks, then each inline code span on a line of its own."""
+    """A document's shell commands: its non-Python code blocks, then each inline code span on a line of its own."""
     fenced, prose = split_fences(text)
     blocks = [code for language, code in fenced if language not in ("python", "json")]
     spans = [" ".join(span.split()) for span in re.findall(r"`([^`]+)`", prose)]
     return "\n".join(blocks + spans)
 
 
-def test_every_pipeline_command_in_the_readme_passes_the_scripts_own_checks(command_parser):
-    commands = pipeline_commands_with_env(shell_text(read_readme()))
+def test_every_pipeline_command_in_the_documents_passes_the_scripts_own_checks(command_parser):
+    commands = [command for text in read_documents().values() for command in pipeline_commands_with_env(shell_text(text))]
     names = {name for name, _, _ in commands}
     assert {"agnews_transformer", "agnews_hub_bert", "predict", "serving_config"} <= names, names
     assert any("TF_CONFIG" in env for _, _, env in commands)  # The multi-worker commands, each with its cluster.
@@ -255,19 +296,161 @@ def all_script_options(monkeypatch):
     return options
 
 
-def test_every_option_the_readme_mentions_exists(monkeypatch):
+def test_every_option_the_documents_mention_exists(monkeypatch):
     known = all_script_options(monkeypatch) | OTHER_TOOLS_OPTIONS
     assert "--strategy" in known and "--output-dir" in known
-    mentioned = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9_-]*", read_readme()))
-    unknown = sorted(mentioned - known)
-    assert not unknown, f"README mentions options no script accepts: {unknown}"
+    for name, text in read_documents().items():
+        mentioned = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9_-]*", text))
+        unknown = sorted(mentioned - known)
+        assert not unknown, f"{name} mentions options no script accepts: {unknown}"
 
 
-def test_every_make_target_in_the_readme_exists():
-    text = read_readme()
+def test_every_make_target_in_the_documents_exists():
     targets = make_targets(os.path.join(REPO, "Makefile"))
-    named = set(re.findall(r"`make\s+([a-z][\w-]*)", text))
-    for block in [code for language, code in split_fences(text)[0] if language in ("bash", "sh", "")]:
-        named |= set(re.findall(r"^\s*make\s+([a-z][\w-]*)", block, flags=re.M))
-    assert {"train", "test"} <= named, named
-    assert not named - targets, f"README names make targets the Makefile lacks: {sorted(named - targets)}"
+    for name, text in read_documents().items():
+        named = set(re.findall(r"`make\s+([a-z][\w-]*)", text))
+        for block in [code for language, code in split_fences(text)[0] if language in ("bash", "sh", "")]:
+            named |= set(re.findall(r"^\s*make\s+([a-z][\w-]*)", block, flags=re.M))
+        if name == "README.md":
+            assert {"train", "test"} <= named, named
+        assert not named - targets, f"{name} names make targets the Makefile lacks: {sorted(named - targets)}"
+
+
+def test_the_readme_is_a_guide_of_at_most_350_lines():
+    lines = read_readme().count("\n")
+    assert lines <= README_MAX_LINES, f"README.md has {lines} lines; move details to a docs/ page and link it"
+    linked = set(re.findall(r"\]\((docs/[\w.-]+\.md)", read_readme()))
+    pages = {os.path.relpath(path, REPO) for path in DOCUMENTS[1:]}
+    assert pages and pages <= linked, f"docs pages the README does not link: {sorted(pages - linked)}"
+
+
+def heading_anchors(text):
+    """The anchors GitHub gives a Markdown text's headings (outside code blocks): lower case, punctuation
+    other than ``-`` and ``_`` dropped, spaces as ``-``, a repeated anchor suffixed ``-1``, ``-2``, ..."""
+    _, prose = split_fences(text)
+    anchors, seen = set(), {}
+    for heading in re.findall(r"^#{1,6}\s+(.+?)\s*#*$", prose, flags=re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        anchors.add(slug if count == 0 else f"{slug}-{count}")
+    return anchors
+
+
+def test_heading_anchors_follow_githubs_rules():
+    text = "# A b\n\n## AG News with HuggingFace `TFBert` (`pipelines.agnews_hf_bert`)\n\n```\n# not a heading\n```\n# A b\n"
+    assert heading_anchors(text) == {"a-b", "ag-news-with-huggingface-tfbert-pipelinesagnews_hf_bert", "a-b-1"}
+
+
+def test_every_relative_link_in_the_documents_resolves():
+    texts = read_documents()
+    checked = 0
+    for name, text in texts.items():
+        _, prose = split_fences(text)
+        for target in re.findall(r"\]\(([^)\s]+)\)", prose):
+            if re.match(r"[a-z]+:", target):  # http:, https:, mailto: are not checked here.
+                continue
+            path, _, anchor = target.partition("#")
+            linked = os.path.normpath(os.path.join(os.path.dirname(name), path)) if path else name
+            assert os.path.exists(os.path.join(REPO, linked)), f"{name}: the link {target!r} names no file"
+            if anchor:
+                assert linked in texts, f"{name}: the link {target!r} has an anchor into a file that is not a document"
+                assert anchor in heading_anchors(texts[linked]), f"{name}: the link {target!r}: no such heading"
+            checked += 1
+    assert checked >= 20, checked
+
+
+# Where the messages a user can meet are written: the code's strings (Python) and the lines of the shell and make files.
+MESSAGE_SOURCES = ("tfnlp", "pipelines", "tools")
+MESSAGE_TEXT_FILES = ("Makefile", os.path.join(".ci", "run"), os.path.join("tools", "venv.sh"))
+
+
+def source_strings():
+    """Every string of the code: Python string literals (adjacent ones joined, an f-string's fields as ``{}``),
+    and each line of the Makefile and the shell scripts."""
+    strings = []
+    for folder in MESSAGE_SOURCES:
+        for path in sorted(glob.glob(os.path.join(REPO, folder, "**", "*.py"), recursive=True)):
+            with open(path, encoding="utf-8") as f:
+                tree = ast.parse(f.read())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.JoinedStr):
+                    strings.append("".join(part.value if isinstance(part, ast.Constant) else "{}"
+                                           for part in node.values))
+                elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                    strings.append(node.value)
+    for name in MESSAGE_TEXT_FILES:
+        with open(os.path.join(REPO, name), encoding="utf-8") as f:
+            strings.extend(f.read().splitlines())
+    return strings
+
+
+def message_pattern(quoted):
+    """A regular expression for a message as the table quotes it: ``...`` stands for any text."""
+    parts = [re.escape(part.strip()) for part in quoted.split("...")]
+    return re.compile(".*?".join(part for part in parts if part), re.S)
+
+
+def troubleshooting_rows():
+    """``[(quoted messages, row)]``: the code spans of the first column of the README's Troubleshooting table
+    (the first table of the section; the second one lists messages of other libraries)."""
+    section = read_readme().split("\n## Troubleshooting\n", 1)[1].split("\n## ", 1)[0]
+    table = re.search(r"^\|.*?(?=\n\n|\n?\Z)", section, flags=re.M | re.S).group(0)
+    rows = []
+    for row in table.splitlines()[2:]:
+        first = row.split(" | ")[0]
+        rows.append((re.findall(r"`([^`]+)`", first), row))
+    return rows
+
+
+def test_every_message_in_the_troubleshooting_table_is_one_the_code_prints():
+    strings = source_strings()
+    rows = troubleshooting_rows()
+    assert len(rows) >= 30, len(rows)
+    for quoted, row in rows:
+        assert quoted, f"a Troubleshooting row quotes no message: {row}"
+        assert row.count(" | ") == 2 and row.rstrip().endswith("|"), f"a row needs message, cause and fix: {row}"
+        for message in quoted:
+            pattern = message_pattern(message)
+            assert any(pattern.search(string) for string in strings), (
+                f"the Troubleshooting table quotes {message!r}, which no string of the code holds any more: {row}")
+
+
+def user_error_messages():
+    """``[(file:line, message)]``: the one-line errors a user can meet, as the code raises them: every message of
+    the project's error classes, of `parser.error` and of the argument checks (a ``ValueError`` naming an
+    ``--option`` in the fit scripts' arguments and the commands), and the set-up tools' errors."""
+    classes = {"DataFormatError", "DataSourceUnavailableError", "ConfigurationError", "ModelFolderError",
+               "KerasVersionError", "SetupError", "RehearsalError"}
+    messages = []
+    for folder in MESSAGE_SOURCES:
+        for path in sorted(glob.glob(os.path.join(REPO, folder, "**", "*.py"), recursive=True)):
+            with open(path, encoding="utf-8") as f:
+                tree = ast.parse(f.read())
+            for node in ast.walk(tree):
+                call = node.exc if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) else (
+                    node if isinstance(node, ast.Call) else None)
+                if call is None or not call.args:
+                    continue
+                name = ast.unparse(call.func).split(".")[-1]
+                message = call.args[-1] if name in ("DataFormatError", "ModelFolderError") else call.args[0]
+                if not isinstance(message, (ast.Constant, ast.JoinedStr)):
+                    continue  # A message built elsewhere (checked where it is written) or passed on.
+                text = message.value if isinstance(message, ast.Constant) else "".join(
+                    part.value if isinstance(part, ast.Constant) else "{}" for part in message.values)
+                if not isinstance(text, str):
+                    continue
+                if (isinstance(node, ast.Raise) and name in classes) or (
+                        isinstance(node, ast.Call) and name == "error" and "parser" in ast.unparse(call.func)) or (
+                        isinstance(node, ast.Raise) and name == "ValueError" and "--" in text):
+                    messages.append((f"{os.path.relpath(path, REPO)}:{node.lineno}", text))
+    return messages
+
+
+def test_every_user_error_the_code_raises_has_a_troubleshooting_row():
+    patterns = [message_pattern(message) for quoted, _ in troubleshooting_rows() for message in quoted]
+    messages = user_error_messages()
+    assert len(messages) >= 80, len(messages)
+    missing = [f"{where}: {text}" for where, text in messages
+               if text.strip("{}: ") and not any(pattern.search(text) for pattern in patterns)]
+    assert not missing, "errors without a row in the README's Troubleshooting table:\n" + "\n".join(missing)

@@ -282,10 +282,10 @@ def test_killed_while_caching_the_teacher_embeddings_the_run_finishes_and_leaves
 
 # 5. An installed package.
 
-def test_readme_snippet_and_fit_script_run_from_outside_the_repository(tmp_path):
-    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
-        readme = f.read()
-    snippet = re.search(r"## In-graph tokenization\n\n```python\n(.*?)```", readme, re.S).group(1)
+def test_docs_snippet_and_fit_script_run_from_outside_the_repository(tmp_path):
+    with open(os.path.join(REPO, "docs", "library.md"), encoding="utf-8") as f:  # The README links it.
+        library = f.read()
+    snippet = re.search(r"## In-graph tokenization\n\n```python\n(.*?)```", library, re.S).group(1)
     check = snippet + "\nimport tfnlp\nprint(tfnlp.__file__, features['input_ids'].shape)\n"
     # Neither the repository on the path nor as the working folder: only the virtualenv's installed tfnlp.
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH",)}

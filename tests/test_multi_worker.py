@@ -36,7 +36,7 @@ from pipelines import agnews_transformer
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # 64 training examples (72 rows, the last 8 for validation) in 8 full global batches of 8: each worker gets 4 of
 # every batch. Texts padded to one length (one bucket, no partial batch), no dropout: the same arithmetic as one
-# process. Dense Adam: LazyAdam's sparse row updates are not compared here (see the README, Scaling out).
+# process. Dense Adam: LazyAdam's sparse row updates are not compared here (see docs/scaling.md).
 TINY = ["--tokenizer", "text_vectorization", "--no-pretrained-embeddings", "--embedding-dim", "8",
         "--num-heads", "2", "--intermediate-dim", "8", "--sequence-length", "32", "--pad-to-sequence-length",
         "--dropout", "0", "--ngram-buckets", "1000", "--no-lazy-embedding-updates", "--distillation-weight", "0",

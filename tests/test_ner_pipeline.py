@@ -297,7 +297,7 @@ def test_real_data_minilm_run_matches_the_hf_pipeline_and_reports_its_figures(da
     """The shared CoNLL-2003 and the packaged MiniLM: a short run, then the predictor against HF's pipeline.
 
     Accuracy is not asserted here (600 sentences, one epoch: 75 steps, enough to tag some entities); the
-    full run's figures are in the README. What the run reports is: metrics.json holds the figures ``main``
+    full run's figures are in docs/results.md. What the run reports is: metrics.json holds the figures ``main``
     returned, each type's support is its number of entities in the data files, the report picture and
     ``pipelines.compare`` show metrics.json's figures.
     """
