@@ -42,7 +42,7 @@ from tfnlp.models.hf_bert_classifier import (build_hf_bert_classifier, frozen_fe
 from tfnlp.serving import export_text_classifier
 from tfnlp.text import BertTokenizer
 from tfnlp.errors import ConfigurationError
-from tfnlp.training import Runtime, RuntimeArguments, cli, field, parse_arguments
+from tfnlp.training import RunFolder, Runtime, RuntimeArguments, cli, field, parse_arguments
 from tfnlp.training.arguments import check_local_folder_or_hub_name
 from tfnlp.training.classification import compile_classifier, train_frozen_head
 from tfnlp.training.evaluation import fit_and_evaluate
@@ -54,7 +54,7 @@ from pipelines.common import (DataArguments, FrozenArguments, check_stages, coun
 
 logger = logging.getLogger("agnews_hf_bert")
 
-FROZEN, FINE_TUNE = "frozen", "fine_tune"
+FROZEN, FINE_TUNE = RunFolder.FROZEN, RunFolder.FINE_TUNE
 FROZEN_FEATURES = ("cls", "pooler_output")
 HF_MODEL_FOLDER = "hf_model"
 
@@ -121,7 +121,7 @@ def run_fine_tuning(bert_classifier, batches, class_names, args, runtime, num_tr
     cli.log_result("fine-tuning: test accuracy %.4f, training %.0f s, %.1f examples/s", metrics["test"]["accuracy"],
                    metrics["train_wall_seconds"], metrics["train_examples_per_second"] or float("nan"), log=logger)
     if runtime.is_chief:
-        atomic_write_json(runtime.path("metrics.json"), metrics)
+        atomic_write_json(runtime.folder.metrics_file, metrics)
     return metrics
 
 

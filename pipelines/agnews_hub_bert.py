@@ -40,7 +40,7 @@ from tfnlp.hub import DEFAULT_HUB_DIR, export_hub_bert, hub_artifact_dirs, is_sa
 from tfnlp.models import build_encoder_classifier, build_hub_bert_classifier, classifier_head, pooled_output_model
 from tfnlp.models.hub_bert_classifier import POOLINGS
 from tfnlp.serving import export_text_classifier
-from tfnlp.training import Runtime, RuntimeArguments, cli, field, parse_arguments
+from tfnlp.training import RunFolder, Runtime, RuntimeArguments, cli, field, parse_arguments
 from tfnlp.training.arguments import check_local_folder_or_hub_name, check_saved_model_or_url
 from tfnlp.training.classification import compile_classifier, train_frozen_head
 from tfnlp.training.evaluation import fit_and_evaluate
@@ -52,7 +52,7 @@ from pipelines.common import (DataArguments, FrozenArguments, check_stages, coun
 
 logger = logging.getLogger("agnews_hub_bert")
 
-FROZEN, FINE_TUNE = "frozen", "fine_tune"
+FROZEN, FINE_TUNE = RunFolder.FROZEN, RunFolder.FINE_TUNE
 
 
 @dataclasses.dataclass
@@ -161,7 +161,7 @@ def run_fine_tuning(classifier, batches, class_names, args, runtime, num_train):
     logger.info("fine-tuning: test accuracy %.4f, training %.0f s, %.1f examples/s", metrics["test"]["accuracy"],
                 metrics["train_wall_seconds"], metrics["train_examples_per_second"] or float("nan"))
     if runtime.is_chief:
-        atomic_write_json(runtime.path("metrics.json"), metrics)
+        atomic_write_json(runtime.folder.metrics_file, metrics)
     return metrics
 
 

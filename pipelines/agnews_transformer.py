@@ -163,7 +163,7 @@ def attach_teacher_embeddings(train, model_args, train_args, runtime):
     texts = list(train.map(lambda text, label: text).as_numpy_iterator())
     teacher = train_args.distillation_teacher or model_args.pretrained or None
     embeddings, seconds = sentence_embeddings(texts, teacher,
-                                              cache_path=runtime.worker_path(runtime.path("teacher", "train.npz")),
+                                              cache_path=runtime.worker_path(runtime.folder.teacher_file),
                                               sequence_length=model_args.sequence_length)
     pairs = tf.data.Dataset.zip((train, tf.data.Dataset.from_tensor_slices(embeddings)))
     return pairs.map(lambda example, vector: (example[0], (example[1], vector))), embeddings.shape[1], seconds
@@ -282,8 +282,8 @@ def main(argv=None):
         metrics["export"] = export_text_classifier(export_model(model, vectorizer, model_args.sequence_length),
                                                    class_names, runtime.worker_path(train_args.export_dir))
     if runtime.is_chief:
-        atomic_write_json(runtime.path("metrics.json"), metrics)
-        cli.log_result("wrote %s; SavedModel: %s", runtime.path("metrics.json"),
+        atomic_write_json(runtime.folder.metrics_file, metrics)
+        cli.log_result("wrote %s; SavedModel: %s", runtime.folder.metrics_file,
                        metrics["export"]["path"] if "export" in metrics else "none (--export-dir '')", log=logger)
     return metrics
 

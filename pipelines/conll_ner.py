@@ -298,9 +298,9 @@ def main(argv=None):
                                                        round(e["score"], 4))
                                                       for e in metrics["lesson_example"]["entities"]], log=logger)
         from tfnlp.training.report import write_run_report  # Curves and per-entity P/R/F1 bars, beside metrics.json.
-        metrics["plots"] = write_run_report(runtime.args.output_dir, metrics)
-        atomic_write_json(runtime.path("metrics.json"), metrics)
-        cli.log_result("wrote %s; SavedModel: %s", runtime.path("metrics.json"),
+        metrics["plots"] = write_run_report(runtime.folder, metrics)
+        atomic_write_json(runtime.folder.metrics_file, metrics)
+        cli.log_result("wrote %s; SavedModel: %s", runtime.folder.metrics_file,
                        metrics["export"]["path"] if "export" in metrics else "none (--export-dir '')", log=logger)
     return metrics
 

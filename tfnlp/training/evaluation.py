@@ -23,10 +23,6 @@ from tfnlp.utils import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
-# In the output folder: where the training stands, and the weights it ended with.
-STATE_FILE = "training_state.json"
-FINAL_WEIGHTS = os.path.join("checkpoints", "final")
-
 
 def predict_classes(model, dataset):
     """Runs ``model`` over a dataset of ``(inputs, label)`` batches; returns (labels, predicted ids, logits)."""
@@ -84,7 +80,7 @@ def fit_model(model, runtime, batches, *, epochs, num_train, restore_best=True, 
         with the per-epoch figures.
     """
     state = _TrainingState(runtime)
-    final = runtime.path(FINAL_WEIGHTS)
+    final = runtime.folder.final_weights
     if state.finished and os.path.exists(final + ".index"):
         state.warn_if_changed()
         model.load_weights(final).expect_partial()
@@ -95,7 +91,7 @@ def fit_model(model, runtime, batches, *, epochs, num_train, restore_best=True, 
         metrics = {**state.metrics, "train_wall_seconds_this_session": 0.0, "epochs_run_this_session": 0,
                    "resumed_from_epoch": state.total_epochs}
     else:
-        state.start_session(resuming=tf.train.latest_checkpoint(runtime.path("backup", "chief")) is not None)
+        state.start_session(resuming=tf.train.latest_checkpoint(runtime.folder.chief_backup_dir) is not None)
         callbacks = runtime.callbacks(num_train, monitor=monitor, mode=mode, keep_backup=True,
                                       extra=[EpochProgress(num_train), EpochLog(), _SessionClock(state),
                                              *extra_callbacks])
@@ -120,12 +116,12 @@ def fit_model(model, runtime, batches, *, epochs, num_train, restore_best=True, 
         _save_final_weights(model, runtime, final)
         state.finish(metrics)
         if runtime.is_chief:
-            shutil.rmtree(runtime.path("backup"), ignore_errors=True)
+            shutil.rmtree(runtime.folder.backup_dir, ignore_errors=True)
         runtime.barrier()  # Multi-worker: the chief's last checkpoint is written before anyone reads it.
     restored = restore_best and runtime.restore_best(model)
     metrics["weights"] = "best_validation_epoch" if restored else "last_epoch"
     if runtime.is_chief:  # The run report's curves (`tfnlp.training.report`), beside metrics.json.
-        curves = report.write_curves(runtime.args.output_dir)
+        curves = report.write_curves(runtime.folder)
         if curves:
             metrics["plots"] = {"curves": curves}
     return metrics, throughput
@@ -136,7 +132,7 @@ class _TrainingState:
 
     def __init__(self, runtime):
         self.runtime = runtime
-        self.path = runtime.path(STATE_FILE)
+        self.path = runtime.folder.state_file
         self.state = {}
         if os.path.exists(self.path):
             try:
@@ -202,7 +198,7 @@ class _TrainingState:
                    for section, values in self.arguments.items() for key, value in values.items()
                    if before.get(section, {}).get(key) != value]
         logger.warning("the training in %s was started with other options (%s); continuing it (a new --output-dir "
-                       "trains with these options from the start)", self.runtime.args.output_dir,
+                       "trains with these options from the start)", self.runtime.folder.root,
                        "; ".join(changes) or "other sections")
 
 
@@ -243,7 +239,7 @@ def _save_final_weights(model, runtime, final):
 
 def _history_throughput(runtime):
     """Per-epoch training seconds and examples per second of this training, from its history.csv (all sessions)."""
-    path = runtime.worker_path(runtime.path("history.csv"))
+    path = runtime.worker_path(runtime.folder.history_file)
     if not os.path.exists(path):
         return [], []
     with open(path, newline="", encoding="utf-8") as f:
@@ -293,7 +289,7 @@ def fit_and_evaluate(model, runtime, batches, *, epochs, num_train, class_names,
     }
     if runtime.is_chief:  # The counts of metrics["test"]["confusion_matrix"], drawn.
         metrics.setdefault("plots", {})["confusion_matrix"] = report.write_confusion_matrix(
-            runtime.args.output_dir, metrics["test"])
+            runtime.folder, metrics["test"])
     return metrics, throughput
 
 
