@@ -1,5 +1,5 @@
-"""What the AG News fit scripts share: data arguments, splits and counting, the frozen and fine-tuning argument
-groups, and the end of a two-stage run."""
+"""What the AG News fit scripts and benchmarks share: data arguments, splits and counting, the frozen and
+fine-tuning argument groups, and the end of a two-stage run."""
 
 import dataclasses
 from typing import Optional
