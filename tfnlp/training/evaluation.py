@@ -278,8 +278,9 @@ def fit_and_evaluate(model, runtime, batches, *, epochs, num_train, class_names,
                                         restore_best=restore_best, extra_callbacks=[snapshots] if snapshots else ())
     validation_accuracy = evaluate_classifier(model, batches["validation"], class_names)["accuracy"]
     if snapshots is not None:
-        fit_metrics["averaging"], validation_accuracy = _keep_better_average(model, snapshots, batches["validation"],
-                                                                             class_names, validation_accuracy)
+        fit_metrics["averaging"], validation_accuracy = keep_better_average(
+            model, snapshots, lambda averaged: evaluate_classifier(averaged, batches["validation"],
+                                                                   class_names)["accuracy"], validation_accuracy)
         if fit_metrics["averaging"]["kept"]:
             fit_metrics["weights"] = "averaged_snapshots"
     metrics = {
@@ -293,20 +294,39 @@ def fit_and_evaluate(model, runtime, batches, *, epochs, num_train, class_names,
     return metrics, throughput
 
 
-def _keep_better_average(model, snapshots, validation, class_names, epoch_accuracy):
-    """Loads the snapshots' average into ``model`` and keeps it if it scores higher on ``validation``.
+def keep_better_average(model, snapshots, validation_score, epoch_score, *, metric="accuracy"):
+    """Loads the snapshots' average into ``model`` and keeps it only if it scores higher on validation.
+
+    The rule of every fit script's ``--average-snapshots`` (classifiers through `fit_and_evaluate`, NER through
+    `tfnlp.tasks.conll_ner`): the weights in ``model`` when called (the best or the last epoch's) stay unless
+    the average of the snapshots beats them on the validation figure; a tie keeps them.
+
+    Args:
+        model: tf_keras.Model. Holds the epoch's weights; left holding the better of them and the average.
+        snapshots: `tfnlp.training.weight_averaging.WeightSnapshots`. The snapshots taken while training.
+        validation_score: callable. ``model`` -> its validation figure (higher is better).
+        epoch_score: float. ``validation_score`` of the weights in ``model`` now.
+        metric: str. The figure's name, in the summary's keys and the log line (``"accuracy"``, ``"f1"``).
 
     Returns:
-        (summary, validation accuracy of the weights left in ``model``).
+        (summary, the validation figure of the weights left in ``model``): the summary is a dict with
+        ``snapshots`` (how many were averaged), ``validation_<metric>_averaged``, ``validation_<metric>_epoch``
+        and ``kept`` (True if the average replaced the epoch's weights).
+
+    Example (a classifier's rule, as `fit_and_evaluate` applies it):
+
+        summary, accuracy = keep_better_average(
+            model, snapshots, lambda m: evaluate_classifier(m, batches["validation"], class_names)["accuracy"],
+            epoch_accuracy)
     """
     epoch_weights = model.get_weights()
     count = average_snapshots(model, snapshots.saved())
-    averaged_accuracy = evaluate_classifier(model, validation, class_names)["accuracy"]
-    kept = averaged_accuracy > epoch_accuracy
+    averaged_score = validation_score(model)
+    kept = averaged_score > epoch_score
     if not kept:
         model.set_weights(epoch_weights)
-    logger.info("checkpoint averaging: %d snapshots, validation accuracy %.4f against %.4f for the epoch's weights: "
-                "%s", count, averaged_accuracy, epoch_accuracy, "the average is kept" if kept else "the epoch's kept")
-    summary = {"snapshots": count, "validation_accuracy_averaged": averaged_accuracy,
-               "validation_accuracy_epoch": epoch_accuracy, "kept": kept}
-    return summary, max(averaged_accuracy, epoch_accuracy)
+    logger.info("checkpoint averaging: %d snapshots, validation %s %.4f against %.4f for the epoch's weights: %s",
+                count, metric, averaged_score, epoch_score, "the average is kept" if kept else "the epoch's kept")
+    summary = {"snapshots": count, f"validation_{metric}_averaged": averaged_score,
+               f"validation_{metric}_epoch": epoch_score, "kept": kept}
+    return summary, max(averaged_score, epoch_score)
