@@ -11,7 +11,7 @@ same batch size and optimizer; only the input path differs:
   ``process_fn``), batched, ``model.compile('adam', ...)`` on the HF model itself;
 - tfnlp: `tfnlp.text.BertTokenizer` in the graph, the ids computed once and cached,
   batches bucketed by length and padded to their own longest text, with
-  ``attention_mask`` (`pipelines.agnews_hf_bert`'s input path).
+  ``attention_mask`` (`pipelines.agnews_hf_bert`'s input path: `tfnlp.tasks.bert_classifier.make_batches`).
 
 ``--stage fine_tune`` (default) trains every weight, as stage 2 does;
 ``--stage frozen`` freezes the encoder as the lesson does
@@ -29,10 +29,11 @@ import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 import tensorflow as tf
 import tf_keras
 
-from pipelines import agnews_hf_bert as pipeline
 from tfnlp import pretrained
 from tfnlp.data.batching import encode_splits
-from tfnlp.models.hf_bert_classifier import build_hf_bert_classifier, ids_classifier
+from tfnlp.models.hf_bert_classifier import build_hf_bert_classifier, hf_inputs, ids_classifier
+from tfnlp.tasks import ag_news
+from tfnlp.tasks.bert_classifier import make_batches
 from tfnlp.text import BertTokenizer
 from tfnlp.training import Runtime, RuntimeArguments, cli
 from tfnlp.training.benchmark import interleaved_rates
@@ -78,7 +79,7 @@ def tfnlp_setup(train, folder, class_names, args):
         model.layers[0].trainable = False
     tokenizer = BertTokenizer.from_pretrained(folder, sequence_length=LESSON_LENGTH)
     encoded = encode_splits({"train": train}, tokenizer, max_length=LESSON_LENGTH)
-    batches = pipeline.make_batches(encoded, LESSON_LENGTH, args.batch_size, runtime)
+    batches = make_batches(encoded, LESSON_LENGTH, args.batch_size, runtime, hf_inputs)
     trainer = ids_classifier(model)
     trainer.compile(tf_keras.optimizers.Adam(args.learning_rate),
                     tf_keras.losses.SparseCategoricalCrossentropy(from_logits=True), ["acc"])
@@ -109,9 +110,9 @@ def main(argv=None):
     args = parse_args(argv)
 
     folder = pretrained.resolve_pretrained(args.pretrained or None)
-    splits, class_names = pipeline.load_splits(pipeline.DataArguments(data_dir=args.data_dir,
-                                                                      max_train_examples=args.max_train_examples))
-    num_train = pipeline.count_examples(splits["train"])
+    splits, class_names = ag_news.load_splits(ag_news.DataArguments(data_dir=args.data_dir,
+                                                                    max_train_examples=args.max_train_examples))
+    num_train = ag_news.count_examples(splits["train"])
     setups = [lesson_setup(splits["train"], folder, class_names, args),
               tfnlp_setup(splits["train"], folder, class_names, args)]
     lesson, ours = interleaved_rates(setups, num_train, args.epochs, args.warmup_steps)

@@ -6,7 +6,7 @@ The lesson's model is rebuilt here exactly as its notebook writes it (keras.io
 layers without get_config or masking, TextVectorization(20,000) inside the
 model padding every text to 256, embedding 32, 2 heads with key_dim 32,
 feed-forward 32, GlobalAveragePooling1D, Dense(20), batch 128, Adam). The
-package's defaults come from `pipelines.agnews_transformer` (WordPiece ids
+package's defaults are the fit script's (`tfnlp.tasks.agnews_transformer`: WordPiece ids
 computed once in tf.data, batches bucketed by length; trained with the
 sentence-embedding distillation loss, whose teacher embeddings are computed
 before timing starts and cached in --output-dir). After a warm-up of
@@ -24,7 +24,7 @@ import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 import tensorflow as tf
 import tf_keras
 
-from pipelines import agnews_transformer as pipeline
+from tfnlp.tasks import ag_news, agnews_transformer as recipe
 from tfnlp.training import Runtime, RuntimeArguments, parse_arguments
 from tfnlp.training.benchmark import interleaved_rates
 
@@ -95,12 +95,12 @@ def defaults_setup(splits, args):
     runtime = Runtime(runtime_args)
     train, teacher_dim = splits["train"], None
     if train_args.distillation_weight:  # Timed with its distillation head and loss, as the fit script trains.
-        train, teacher_dim, _ = pipeline.attach_teacher_embeddings(train, model_args, train_args, runtime)
+        train, teacher_dim, _ = recipe.attach_teacher_embeddings(train, model_args, train_args, runtime)
         runtime.reseed()
-    vectorizer = pipeline.build_vectorizer(model_args, train)
-    batches = pipeline.make_batches({"train": train}, vectorizer, model_args, train_args, runtime)
-    model = pipeline.build_trainer(pipeline.build_model(model_args, vectorizer, 4), train_args, teacher_dim)
-    pipeline.compile_model(model, train_args, runtime, int(batches["train"].cardinality()) * (args.epochs + 1), 4)
+    vectorizer = recipe.build_vectorizer(model_args, train)
+    batches = recipe.make_batches({"train": train}, vectorizer, model_args, train_args, runtime)
+    model = recipe.build_trainer(recipe.build_model(model_args, vectorizer, 4), train_args, teacher_dim)
+    recipe.compile_model(model, train_args, runtime, int(batches["train"].cardinality()) * (args.epochs + 1), 4)
     return model, batches["train"]
 
 
@@ -121,16 +121,16 @@ def parse_args(argv=None):
                         help="After '--': pipeline arguments overriding the defaults, e.g. -- --batch-size 128.")
     args = parser.parse_args(argv)
     args.pipeline_arguments = parse_arguments(
-        "pipeline overrides", pipeline.DataArguments, pipeline.ModelArguments, pipeline.TrainingArguments,
+        "pipeline overrides", ag_news.DataArguments, recipe.ModelArguments, recipe.TrainingArguments,
         RuntimeArguments, argv=args.overrides + ["--output-dir", args.output_dir])
     return args
 
 
 def main(argv=None):
     args = parse_args(argv)
-    splits, _ = pipeline.load_splits(pipeline.DataArguments(data_dir=args.data_dir,
+    splits, _ = ag_news.load_splits(ag_news.DataArguments(data_dir=args.data_dir,
                                                             max_train_examples=args.max_train_examples))
-    num_train = pipeline.count_examples(splits["train"])
+    num_train = ag_news.count_examples(splits["train"])
     setups = [] if args.skip_lesson else [lesson_setup(splits)]
     setups.append(defaults_setup(splits, args))
     *lesson, defaults = interleaved_rates(setups, num_train, args.epochs, args.warmup_steps)

@@ -47,37 +47,23 @@ from typing import Optional
 
 import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 
-import tensorflow as tf
-
-from tfnlp import pretrained
-from tfnlp.data import load_conll2003_examples
 from tfnlp.data.conll2003 import CONLL2003_LABELS
 from tfnlp.data.ner_features import CONTEXTS, SUBWORD_LABELS, NerPreprocessor, conll_sequences
-from tfnlp.errors import ConfigurationError
-from tfnlp.models.bert_token_classifier import build_bert_token_classifier, hf_token_classifier, token_classifier_model
 from tfnlp.serving.export import export_token_classifier
-from tfnlp.serving.ner_predictor import NerPredictor, hf_pipeline_entities
-from tfnlp.serving.ner_predictor import check_same_entities as assert_same_entities
+from tfnlp.serving.ner_predictor import NerPredictor
 from tfnlp.serving.token_classifier_module import DEFAULT_MAX_PIECES
 from tfnlp.tagging import DECODINGS
+from tfnlp.tasks.conll_ner import (LESSON_SENTENCE, SMOKE_TEXTS, build_model, check_max_length, compile_model,
+                                   count_windows, evaluate_final_weights, hf_pipeline_parity, load_splits)
 from tfnlp.training import Runtime, RuntimeArguments, cli, field, parse_arguments
 from tfnlp.training.arguments import (AVERAGE_FRACTION_HELP, AVERAGE_SNAPSHOTS_HELP, LAZY_HELP, MAX_GRAD_NORM_HELP,
                                       check_local_folder_or_hub_name, check_optimization_arguments)
 from tfnlp.training.evaluation import fit_model
-from tfnlp.training.losses import MaskedSparseCategoricalCrossentropy
-from tfnlp.training.ner_metrics import TokenAccuracy, evaluate_ner
-from tfnlp.training.optimization import create_optimizer
-from tfnlp.training.weight_averaging import average_snapshots, weight_snapshots
+from tfnlp.training.report import write_run_report
+from tfnlp.training.weight_averaging import weight_snapshots
 from tfnlp.utils import atomic_write_json
 
 logger = logging.getLogger("conll_ner")
-
-LESSON_SENTENCE = "My name is Dmitry and I work at Moscow Aviation Institute in Moscow."
-# Checked after the export: the lesson's sentence, empty and blank texts, non-Latin scripts, unknown characters.
-SMOKE_TEXTS = (LESSON_SENTENCE, "", "  \n\t ", "Владимир Путин посетил Москву.", "東京でソニーの会議があった。",
-               "Angela Merkel met Emmanuel Macron in Paris 🙂 ∰ ☃.")
-HF_PARITY_SENTENCES = 50
-
 
 @dataclasses.dataclass
 class DataArguments:
@@ -137,7 +123,8 @@ class TrainingArguments:
     lazy_embedding_updates: bool = field(True, LAZY_HELP)
     restore_best_epoch: bool = field(False, "Evaluate and export the epoch with the best validation token "
                                             "accuracy instead of the last one.")
-    average_snapshots: int = field(0, AVERAGE_SNAPSHOTS_HELP)
+    average_snapshots: int = field(0, AVERAGE_SNAPSHOTS_HELP + " The average is kept if it beats the last epoch on "
+                                                               "validation (entity F1).")
     average_fraction: float = field(0.25, AVERAGE_FRACTION_HELP)
     decoding: str = field("iob", "Word tags from their first piece's logits, in the evaluation and the export: "
                                  "iob (the most likely valid IOB2 sequence of each text's words), or argmax (each "
@@ -154,75 +141,6 @@ class TrainingArguments:
             raise ValueError("--max-pieces must be at least 1")
         if self.average_snapshots and self.restore_best_epoch:
             raise ValueError("--average-snapshots averages the last steps' weights: not with --restore-best-epoch")
-
-
-def load_splits(args):
-    """The CoNLL-2003 train, validation and test sentences (`tfnlp.data.ConllExamples`)."""
-    options = dict(data_dir=args.data_dir or None)
-    return {"train": load_conll2003_examples("train", max_examples=args.max_train_examples, **options),
-            "validation": load_conll2003_examples("validation", max_examples=args.max_eval_examples, **options),
-            "test": load_conll2003_examples("test", max_examples=args.max_eval_examples, **options)}
-
-
-def check_max_length(model_args):
-    """Raises ConfigurationError if windows of --max-length tokens do not fit the model's position embeddings."""
-    from transformers import BertConfig
-
-    folder = pretrained.resolve_pretrained(model_args.pretrained or None)
-    positions = BertConfig.from_pretrained(folder).max_position_embeddings
-    if model_args.max_length > positions:
-        raise ConfigurationError(f"--max-length {model_args.max_length} exceeds the {positions} positions of "
-                                 f"{folder}")
-
-
-def build_model(model_args, runtime):
-    """The HF token classifier (pretrained encoder, new head) and its functional Keras wrapper."""
-    with runtime.scope():
-        bert = build_bert_token_classifier(model_args.pretrained or None, labels=CONLL2003_LABELS,
-                                           casing=model_args.casing)
-        return token_classifier_model(bert)
-
-
-def compile_model(model, train_args, runtime, num_train_steps):
-    """AdamW from ``transformers.create_optimizer``; cross-entropy over the labelled tokens; token accuracy."""
-    with runtime.scope():
-        model.compile(
-            optimizer=create_optimizer(train_args.learning_rate, num_train_steps, warmup_ratio=train_args.warmup_ratio,
-                                       weight_decay=train_args.weight_decay, implementation="transformers",
-                                       lazy_sparse_updates=train_args.lazy_embedding_updates,
-                                       global_clipnorm=train_args.max_grad_norm or None),
-            loss=MaskedSparseCategoricalCrossentropy(), metrics=[TokenAccuracy()], **runtime.compile_options())
-
-
-def evaluate(model, preprocessor, sequences, decoding):
-    """seqeval figures on each evaluation split, and how long predicting took."""
-    results = {}
-    for name, split in sequences.items():
-        start = time.perf_counter()
-        results[name] = evaluate_ner(model, preprocessor, split, decoding=decoding)
-        results[name]["predict_seconds"] = time.perf_counter() - start
-    return results
-
-
-def hf_pipeline_parity(model, model_args, examples, predictor, count=HF_PARITY_SENTENCES):
-    """Our predictor against HF's ``pipeline(..., aggregation_strategy="simple")`` on the same model.
-
-    Texts are the first ``count`` validation sentences, words joined with spaces. Raises AssertionError
-    if the groups or offsets differ or a score differs by more than 1e-4.
-    """
-    from transformers import BertTokenizerFast, pipeline
-
-    texts = [" ".join(words) for words in examples.tokens[:count]]
-    tokenizer = BertTokenizerFast.from_pretrained(pretrained.resolve_pretrained(model_args.pretrained or None))
-    hf = pipeline("token-classification", model=hf_token_classifier(model), tokenizer=tokenizer,
-                  aggregation_strategy="simple", framework="tf", dtype=None)
-    expected = hf_pipeline_entities(hf, texts)
-    ours = predictor(texts)
-    assert_same_entities(ours, expected, atol=1e-4, compare_words=False, context="predictor vs HF pipeline")
-    difference = max((abs(a["score"] - b["score"]) for x, y in zip(ours, expected) for a, b in zip(x, y)),
-                     default=0.0)
-    return {"texts": len(texts), "entities": sum(map(len, ours)), "max_score_difference": difference,
-            "same_groups_and_offsets": True}
 
 
 def main(argv=None):
@@ -242,10 +160,7 @@ def main(argv=None):
                    seed=runtime_args.seed, stride=model_args.train_stride if name == "train" else None,
                    pad_to_boundary=runtime_args.jit_compile, progress=f"preparing the {name} windows")
                for name in ("train", "validation")}
-    num_train, num_tokens = 0, 0  # Windows and their tokens ([CLS], [SEP] included) in a training epoch.
-    for inputs, _ in batches["train"]:
-        num_train += int(inputs["attention_mask"].shape[0])
-        num_tokens += int(tf.reduce_sum(inputs["attention_mask"]))
+    num_train, num_tokens = count_windows(batches["train"])  # Windows and their tokens in a training epoch.
     model = build_model(model_args, runtime)
     total_steps = int(batches["train"].cardinality()) * train_args.epochs
     compile_model(model, train_args, runtime, total_steps)
@@ -264,15 +179,8 @@ def main(argv=None):
     metrics["train_sentences"] = len(examples["train"])
     if metrics["train_examples_per_second"]:
         metrics["train_tokens_per_second"] = metrics["train_examples_per_second"] * num_tokens / num_train
-    evaluation = {"validation": sequences["validation"], "test": sequences["test"]}
-    if snapshots:
-        metrics["last_weights"] = evaluate(model, preprocessor, evaluation, train_args.decoding)
-        metrics["averaged_snapshots"] = average_snapshots(model, snapshots.saved())
-        metrics["weights"] = "averaged_snapshots"  # The average replaced the last epoch's weights (as classifiers say).
-        cli.log_result("last weights: validation F1 %.4f, test F1 %.4f; averaging %d snapshots",
-                       metrics["last_weights"]["validation"]["f1"], metrics["last_weights"]["test"]["f1"],
-                       metrics["averaged_snapshots"], log=logger)
-    metrics.update(evaluate(model, preprocessor, evaluation, train_args.decoding))
+    # The last epoch's weights, or the snapshots' average if it wins on validation (the classifiers' rule).
+    metrics.update(evaluate_final_weights(model, preprocessor, sequences, train_args.decoding, snapshots, log=logger))
     for name in ("validation", "test"):
         per_type = ", ".join(f"{t} {v['f1']:.3f}" for t, v in metrics[name]["per_type"].items())
         cli.log_result("%s: F1 %.4f (precision %.4f, recall %.4f); %s", name, metrics[name]["f1"],
@@ -300,10 +208,9 @@ def main(argv=None):
         cli.log_result("%s -> %s", LESSON_SENTENCE, [(e["entity_group"], e["word"], e["start"], e["end"],
                                                        round(e["score"], 4))
                                                       for e in metrics["lesson_example"]["entities"]], log=logger)
-        from tfnlp.training.report import write_run_report  # Curves and per-entity P/R/F1 bars, beside metrics.json.
-        metrics["plots"] = write_run_report(runtime.args.output_dir, metrics)
-        atomic_write_json(runtime.path("metrics.json"), metrics)
-        cli.log_result("wrote %s; SavedModel: %s", runtime.path("metrics.json"),
+        metrics["plots"] = write_run_report(runtime.folder, metrics)  # Curves, per-entity P/R/F1 bars.
+        atomic_write_json(runtime.folder.metrics_file, metrics)
+        cli.log_result("wrote %s; SavedModel: %s", runtime.folder.metrics_file,
                        metrics["export"]["path"] if "export" in metrics else "none (--export-dir '')", log=logger)
     return metrics
 

@@ -26,6 +26,8 @@ import tf_keras
 
 from helpers import AG_NEWS_CLASS_NAMES as CLASS_NAMES, run_fresh_python
 from pipelines import agnews_transformer as pipeline
+from tfnlp import pretrained
+from tfnlp.tasks import ag_news, agnews_transformer as recipe
 from tfnlp.data.batching import batch_by_length, encode_texts
 from tfnlp.models import SentenceEmbeddingDistiller, build_text_vectorizer
 from tfnlp.training import Runtime, parse_arguments
@@ -144,20 +146,20 @@ def test_invalid_values_are_one_line_errors_naming_the_option(capsys, tmp_path, 
 
 def test_pretrained_components_reach_the_model(monkeypatch):
     rng = np.random.default_rng(0)
-    monkeypatch.setattr(pipeline.pretrained, "load_embedding_matrices",
+    monkeypatch.setattr(pretrained, "load_embedding_matrices",
                         lambda name=None: {"word_embeddings": rng.normal(size=(50, 12)).astype(np.float32)})
     wordpiece = types.SimpleNamespace(vocabulary_size=50)
-    model_args = parse_arguments("", pipeline.ModelArguments, argv=[
+    model_args = parse_arguments("", recipe.ModelArguments, argv=[
         "--pretrained-components", "5", "--embedding-dim", "8", "--ngram-buckets", "0"])[0]
-    model = pipeline.build_model(model_args, wordpiece, num_classes=4)
+    model = recipe.build_model(model_args, wordpiece, num_classes=4)
     assert model.get_layer("pretrained_token_embedding").embeddings.shape == (50, 5)
-    full = pipeline.build_model(dataclasses.replace(model_args, pretrained_components=0), wordpiece, num_classes=4)
+    full = recipe.build_model(dataclasses.replace(model_args, pretrained_components=0), wordpiece, num_classes=4)
     assert full.get_layer("pretrained_token_embedding").embeddings.shape == (50, 12)
 
 
 def test_validation_size_is_a_fraction_or_a_count():
     def validation_size(value):
-        data_args = parse_arguments("", pipeline.DataArguments, argv=["--validation-size", value])[0]
+        data_args = parse_arguments("", ag_news.DataArguments, argv=["--validation-size", value])[0]
         return data_args.validation_size
     assert validation_size("0.25") == 0.25
     assert validation_size("8") == 8 and isinstance(validation_size("8"), int)
@@ -319,7 +321,7 @@ def test_wordpiece_with_pretrained_embeddings_end_to_end(data_dir, tmp_path):
 def test_the_lesson_args_file_sets_every_value_it_holds():
     """The lesson's arguments file parses with the script's own options (the large tier trains with it)."""
     lesson_file = os.path.join(REPO, "pipelines", "configs", "agnews_transformer_lesson.json")
-    parsed = parse_arguments("", pipeline.DataArguments, pipeline.ModelArguments, pipeline.TrainingArguments,
+    parsed = parse_arguments("", ag_news.DataArguments, recipe.ModelArguments, recipe.TrainingArguments,
                              argv=["--args-file", lesson_file])
     arguments = {name: value for args in parsed for name, value in dataclasses.asdict(args).items()}
     assert {name: arguments[name] for name in read_json(lesson_file)} == read_json(lesson_file)
@@ -498,10 +500,10 @@ def test_encode_texts_and_batch_by_length_pad_each_batch_to_its_longest():
 def test_make_batches_cut_and_pad_long_texts(sequence_length, jit_compile, widths):
     texts = tf.data.Dataset.from_tensor_slices((["stocks fell again", "stocks " * 500], [2, 2]))
     vectorizer = build_text_vectorizer(["stocks fell again"], vocabulary_size=10)
-    model_args, train_args = parse_arguments("", pipeline.ModelArguments, pipeline.TrainingArguments,
+    model_args, train_args = parse_arguments("", recipe.ModelArguments, recipe.TrainingArguments,
                                              argv=["--sequence-length", str(sequence_length), "--batch-size", "1"])
     runtime = types.SimpleNamespace(args=types.SimpleNamespace(seed=1, jit_compile=jit_compile))
-    batches = pipeline.make_batches({"test": texts}, vectorizer, model_args, train_args, runtime)["test"]
+    batches = recipe.make_batches({"test": texts}, vectorizer, model_args, train_args, runtime)["test"]
     assert sorted(ids.shape[1] for ids, _ in batches) == widths
 
 

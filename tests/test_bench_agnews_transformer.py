@@ -37,8 +37,8 @@ def data_root(tmp_path):
 def run_bench(data_root, tmp_path, capsys, monkeypatch, *flags, overrides=tuple(OVERRIDES)):
     """Runs the benchmark on the first 24 examples; returns (the report's lines, the pipeline's model arguments)."""
     built = []
-    build_model = bench.pipeline.build_model
-    monkeypatch.setattr(bench.pipeline, "build_model",
+    build_model = bench.recipe.build_model
+    monkeypatch.setattr(bench.recipe, "build_model",
                         lambda model_args, *args: built.append(model_args) or build_model(model_args, *args))
     bench.main(["--data-dir", str(data_root), "--max-train-examples", "24", "--epochs", "1", "--warmup-steps", "1",
                 "--output-dir", str(tmp_path / "bench"), *flags, "--", *overrides])
@@ -71,8 +71,8 @@ def test_benchmark_prints_both_models_and_their_ratio_last(data_root, tmp_path, 
 def test_the_timed_defaults_train_with_their_distillation_head(data_root, tmp_path, capsys, monkeypatch,
                                                               tiny_bert_dir):
     trainers = []
-    build_trainer = bench.pipeline.build_trainer
-    monkeypatch.setattr(bench.pipeline, "build_trainer", lambda *args: trainers.append(build_trainer(*args)) or
+    build_trainer = bench.recipe.build_trainer
+    monkeypatch.setattr(bench.recipe, "build_trainer", lambda *args: trainers.append(build_trainer(*args)) or
                         trainers[-1])
     overrides = OVERRIDES[:-2] + ["--distillation-teacher", tiny_bert_dir]  # The default weight, a tiny teacher.
     lines, _ = run_bench(data_root, tmp_path, capsys, monkeypatch, "--skip-lesson", overrides=overrides)

@@ -17,6 +17,7 @@ MODULES = [
     "tfnlp.serving.server_config",
     "tfnlp.serving.text_classifier_module",
     "tfnlp.serving.throughput",
+    "tfnlp.tasks.bert_classifier",
     "tfnlp.training.cli",
     "tfnlp.training.feature_cache",
     "tfnlp.training.optimization",

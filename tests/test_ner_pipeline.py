@@ -85,14 +85,39 @@ def history_columns(run_dir):
     return {name: [float(row[name]) for row in rows] for name in rows[0]}
 
 
-def test_averaged_snapshots_are_the_weights_metrics_json_names(ner_run):
-    """--average-snapshots replaces the last epoch's weights: metrics.json must say so, as the classifiers' does."""
+def test_metrics_json_names_the_weights_the_averaging_rule_kept(ner_run):
+    """--average-snapshots: the average replaces the last epoch's weights only if its validation F1 is higher
+    (the classifiers' rule), and metrics.json says which weights its figures are, as the classifiers' does."""
     metrics = ner_run["written"]
-    assert metrics["averaged_snapshots"] == 2
-    assert metrics["weights"] == "averaged_snapshots"
-    # The last epoch's figures are kept beside the averaged ones (the headline figures).
+    averaging = metrics["averaging"]
+    assert metrics["averaged_snapshots"] == averaging["snapshots"] == 2
+    assert averaging["kept"] is (averaging["validation_f1_averaged"] > averaging["validation_f1_epoch"])
+    assert averaging["validation_f1_epoch"] == metrics["last_weights"]["validation"]["f1"]
+    assert metrics["weights"] == ("averaged_snapshots" if averaging["kept"] else "last_epoch")
+    kept = averaging["validation_f1_averaged"] if averaging["kept"] else averaging["validation_f1_epoch"]
+    assert metrics["validation"]["f1"] == kept
+    # The last epoch's figures are kept beside the headline figures.
     assert set(metrics["last_weights"]) == {"validation", "test"}
     assert metrics["last_weights"]["test"]["num_entities"] == metrics["test"]["num_entities"]
+
+
+@pytest.mark.slow
+def test_an_average_that_loses_on_validation_leaves_the_last_epochs_weights(data_root, tiny_bert, tmp_path):
+    """Two snapshots, the first after one step (``--average-fraction 1``): their average is half-way back to the
+    initial weights and tags worse than the trained model, so the last epoch's weights stay, as a classifier's
+    best epoch stays (before, conll_ner always kept the average)."""
+    metrics = run(data_root, tiny_bert, tmp_path / "run", "", "--epochs", "6", "--learning-rate", "3e-3",
+                  "--warmup-ratio", "0", "--context", "sentence", "--average-snapshots", "2",
+                  "--average-fraction", "1")
+    averaging = metrics["averaging"]
+    assert averaging["snapshots"] == 2 and averaging["kept"] is False
+    assert averaging["validation_f1_averaged"] < averaging["validation_f1_epoch"]
+    assert metrics["weights"] == "last_epoch"
+    for split in ("validation", "test"):  # The headline figures are the last weights'.
+        assert metrics[split] == metrics["last_weights"][split]
+    with open(tmp_path / "run" / "metrics.json", encoding="utf-8") as f:
+        written = json.load(f)
+    assert written["weights"] == "last_epoch" and written["averaging"] == averaging
 
 
 def entity_plot(splits, tmp_path, monkeypatch):

@@ -645,10 +645,11 @@ def write_tiny_ag_news(root):
 @pytest.mark.large  # Two whole pipeline runs; steps_per_execution itself is tested above and in test_batching.py.
 def test_pipeline_trains_the_same_with_one_or_the_default_steps_per_execution(tmp_path, monkeypatch):
     from pipelines import agnews_transformer as pipeline
+    from tfnlp.tasks import agnews_transformer as recipe  # Where the fit script's optimizer is built.
 
     schedules, steps_taken = [], StepsTaken()
-    make_optimizer, callbacks = pipeline.create_optimizer, Runtime.callbacks
-    monkeypatch.setattr(pipeline, "create_optimizer",
+    make_optimizer, callbacks = recipe.create_optimizer, Runtime.callbacks
+    monkeypatch.setattr(recipe, "create_optimizer",
                         lambda rate, steps, **kw: schedules.append(steps) or make_optimizer(rate, steps, **kw))
     monkeypatch.setattr(Runtime, "callbacks", lambda self, n, **kw: callbacks(
         self, n, **{**kw, "extra": [*kw.get("extra", ()), steps_taken]}))

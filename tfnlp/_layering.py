@@ -5,7 +5,8 @@ bottom to top. A module may import the other modules of its own package and
 anything in a lower tier; never a package of its own tier or of a higher one.
 So ``training`` and ``serving`` sit side by side and neither imports the
 other; what both need (the IOB and entity helpers of ``tagging``, the
-SavedModel folders of ``utils``) sits below them. ``pipelines/`` (the fit
+SavedModel folders of ``utils``) sits below them, and the task recipes of
+``tasks`` that use both sit above them. ``pipelines/`` (the fit
 scripts, benchmarks and tools) is above all of it and tfnlp never imports it.
 
 ``tests/test_layering.py`` reads every module's imports (at module level and
@@ -25,4 +26,5 @@ PACKAGE_ORDER = (
     ("tfnlp.models",),  # Model builders.
     ("tfnlp.plots",),  # Pictures of runs and attention.
     ("tfnlp.training", "tfnlp.serving"),  # Side by side: neither imports the other.
+    ("tfnlp.tasks",),  # Task recipes (data, model, training, export) that fit scripts and benchmarks share.
 )

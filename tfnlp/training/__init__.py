@@ -4,7 +4,8 @@ and the command-line behaviour every fit script shares (`tfnlp.training.cli`: en
 from tfnlp.training import cli
 from tfnlp.training.arguments import field, parse_arguments
 from tfnlp.training.metrics import classification_report
+from tfnlp.training.run_folder import RunFolder
 from tfnlp.training.runtime import Runtime, RuntimeArguments, Throughput, create_strategy
 
-__all__ = ["Runtime", "RuntimeArguments", "Throughput", "classification_report", "cli", "create_strategy", "field",
+__all__ = ["RunFolder", "Runtime", "RuntimeArguments", "Throughput", "classification_report", "cli", "create_strategy", "field",
            "parse_arguments"]

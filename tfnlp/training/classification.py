@@ -83,15 +83,15 @@ def train_frozen_head(extractor, head, batches, class_names, runtime, *, cache_k
         split, ``features_from_cache``, ``first_epoch_seconds``, ``cached_epoch_seconds`` and
         ``cache_speedup``), also written to ``<runtime output>/metrics.json``.
     """
-    done = _read_json(runtime.path("metrics.json"))
+    done = _read_json(runtime.folder.metrics_file)
     if done and done.get("inputs") == cache_key and done.get("settings") == settings:
         runtime.restore_best(head)
-        logger.info("frozen stage already done in %s; reusing its head", runtime.args.output_dir)
+        logger.info("frozen stage already done in %s; reusing its head", runtime.folder.root)
         return done
     features, encoder_seconds = {}, {}
     for name, dataset in batches.items():
         vectors, labels, seconds = cached_features(extractor, dataset,
-                                                   runtime.worker_path(runtime.path("features", f"{name}.npz")),
+                                                   runtime.worker_path(runtime.folder.features_file(name)),
                                                    key=f"{cache_key}|{name}")
         features[name], encoder_seconds[name] = (vectors, labels), seconds
 
@@ -124,13 +124,13 @@ def train_frozen_head(extractor, head, batches, class_names, runtime, *, cache_k
     })
     if metrics["features_from_cache"]:
         logger.info("frozen stage: test accuracy %.4f; features read from %s (no encoder pass), head epoch %.3f s",
-                    metrics["test"]["accuracy"], runtime.path("features"), head_epoch or float("nan"))
+                    metrics["test"]["accuracy"], runtime.folder.features_dir, head_epoch or float("nan"))
     else:
         logger.info("frozen stage: test accuracy %.4f; encoder pass %.0f s, cached head epoch %.3f s (%.0fx)",
                     metrics["test"]["accuracy"], encoder_seconds["train"], head_epoch or float("nan"),
                     metrics["cache_speedup"] or float("nan"))
     if runtime.is_chief:
-        atomic_write_json(runtime.path("metrics.json"), metrics)
+        atomic_write_json(runtime.folder.metrics_file, metrics)
     return metrics
 
 

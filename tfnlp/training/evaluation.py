@@ -23,10 +23,6 @@ from tfnlp.utils import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
-# In the output folder: where the training stands, and the weights it ended with.
-STATE_FILE = "training_state.json"
-FINAL_WEIGHTS = os.path.join("checkpoints", "final")
-
 
 def predict_classes(model, dataset):
     """Runs ``model`` over a dataset of ``(inputs, label)`` batches; returns (labels, predicted ids, logits)."""
@@ -84,7 +80,7 @@ def fit_model(model, runtime, batches, *, epochs, num_train, restore_best=True, 
         with the per-epoch figures.
     """
     state = _TrainingState(runtime)
-    final = runtime.path(FINAL_WEIGHTS)
+    final = runtime.folder.final_weights
     if state.finished and os.path.exists(final + ".index"):
         state.warn_if_changed()
         model.load_weights(final).expect_partial()
@@ -95,7 +91,7 @@ def fit_model(model, runtime, batches, *, epochs, num_train, restore_best=True, 
         metrics = {**state.metrics, "train_wall_seconds_this_session": 0.0, "epochs_run_this_session": 0,
                    "resumed_from_epoch": state.total_epochs}
     else:
-        state.start_session(resuming=tf.train.latest_checkpoint(runtime.path("backup", "chief")) is not None)
+        state.start_session(resuming=tf.train.latest_checkpoint(runtime.folder.chief_backup_dir) is not None)
         callbacks = runtime.callbacks(num_train, monitor=monitor, mode=mode, keep_backup=True,
                                       extra=[EpochProgress(num_train), EpochLog(), _SessionClock(state),
                                              *extra_callbacks])
@@ -120,12 +116,12 @@ def fit_model(model, runtime, batches, *, epochs, num_train, restore_best=True, 
         _save_final_weights(model, runtime, final)
         state.finish(metrics)
         if runtime.is_chief:
-            shutil.rmtree(runtime.path("backup"), ignore_errors=True)
+            shutil.rmtree(runtime.folder.backup_dir, ignore_errors=True)
         runtime.barrier()  # Multi-worker: the chief's last checkpoint is written before anyone reads it.
     restored = restore_best and runtime.restore_best(model)
     metrics["weights"] = "best_validation_epoch" if restored else "last_epoch"
     if runtime.is_chief:  # The run report's curves (`tfnlp.training.report`), beside metrics.json.
-        curves = report.write_curves(runtime.args.output_dir)
+        curves = report.write_curves(runtime.folder)
         if curves:
             metrics["plots"] = {"curves": curves}
     return metrics, throughput
@@ -136,7 +132,7 @@ class _TrainingState:
 
     def __init__(self, runtime):
         self.runtime = runtime
-        self.path = runtime.path(STATE_FILE)
+        self.path = runtime.folder.state_file
         self.state = {}
         if os.path.exists(self.path):
             try:
@@ -202,7 +198,7 @@ class _TrainingState:
                    for section, values in self.arguments.items() for key, value in values.items()
                    if before.get(section, {}).get(key) != value]
         logger.warning("the training in %s was started with other options (%s); continuing it (a new --output-dir "
-                       "trains with these options from the start)", self.runtime.args.output_dir,
+                       "trains with these options from the start)", self.runtime.folder.root,
                        "; ".join(changes) or "other sections")
 
 
@@ -243,7 +239,7 @@ def _save_final_weights(model, runtime, final):
 
 def _history_throughput(runtime):
     """Per-epoch training seconds and examples per second of this training, from its history.csv (all sessions)."""
-    path = runtime.worker_path(runtime.path("history.csv"))
+    path = runtime.worker_path(runtime.folder.history_file)
     if not os.path.exists(path):
         return [], []
     with open(path, newline="", encoding="utf-8") as f:
@@ -282,8 +278,9 @@ def fit_and_evaluate(model, runtime, batches, *, epochs, num_train, class_names,
                                         restore_best=restore_best, extra_callbacks=[snapshots] if snapshots else ())
     validation_accuracy = evaluate_classifier(model, batches["validation"], class_names)["accuracy"]
     if snapshots is not None:
-        fit_metrics["averaging"], validation_accuracy = _keep_better_average(model, snapshots, batches["validation"],
-                                                                             class_names, validation_accuracy)
+        fit_metrics["averaging"], validation_accuracy = keep_better_average(
+            model, snapshots, lambda averaged: evaluate_classifier(averaged, batches["validation"],
+                                                                   class_names)["accuracy"], validation_accuracy)
         if fit_metrics["averaging"]["kept"]:
             fit_metrics["weights"] = "averaged_snapshots"
     metrics = {
@@ -293,24 +290,43 @@ def fit_and_evaluate(model, runtime, batches, *, epochs, num_train, class_names,
     }
     if runtime.is_chief:  # The counts of metrics["test"]["confusion_matrix"], drawn.
         metrics.setdefault("plots", {})["confusion_matrix"] = report.write_confusion_matrix(
-            runtime.args.output_dir, metrics["test"])
+            runtime.folder, metrics["test"])
     return metrics, throughput
 
 
-def _keep_better_average(model, snapshots, validation, class_names, epoch_accuracy):
-    """Loads the snapshots' average into ``model`` and keeps it if it scores higher on ``validation``.
+def keep_better_average(model, snapshots, validation_score, epoch_score, *, metric="accuracy"):
+    """Loads the snapshots' average into ``model`` and keeps it only if it scores higher on validation.
+
+    The rule of every fit script's ``--average-snapshots`` (classifiers through `fit_and_evaluate`, NER through
+    `tfnlp.tasks.conll_ner`): the weights in ``model`` when called (the best or the last epoch's) stay unless
+    the average of the snapshots beats them on the validation figure; a tie keeps them.
+
+    Args:
+        model: tf_keras.Model. Holds the epoch's weights; left holding the better of them and the average.
+        snapshots: `tfnlp.training.weight_averaging.WeightSnapshots`. The snapshots taken while training.
+        validation_score: callable. ``model`` -> its validation figure (higher is better).
+        epoch_score: float. ``validation_score`` of the weights in ``model`` now.
+        metric: str. The figure's name, in the summary's keys and the log line (``"accuracy"``, ``"f1"``).
 
     Returns:
-        (summary, validation accuracy of the weights left in ``model``).
+        (summary, the validation figure of the weights left in ``model``): the summary is a dict with
+        ``snapshots`` (how many were averaged), ``validation_<metric>_averaged``, ``validation_<metric>_epoch``
+        and ``kept`` (True if the average replaced the epoch's weights).
+
+    Example (a classifier's rule, as `fit_and_evaluate` applies it):
+
+        summary, accuracy = keep_better_average(
+            model, snapshots, lambda m: evaluate_classifier(m, batches["validation"], class_names)["accuracy"],
+            epoch_accuracy)
     """
     epoch_weights = model.get_weights()
     count = average_snapshots(model, snapshots.saved())
-    averaged_accuracy = evaluate_classifier(model, validation, class_names)["accuracy"]
-    kept = averaged_accuracy > epoch_accuracy
+    averaged_score = validation_score(model)
+    kept = averaged_score > epoch_score
     if not kept:
         model.set_weights(epoch_weights)
-    logger.info("checkpoint averaging: %d snapshots, validation accuracy %.4f against %.4f for the epoch's weights: "
-                "%s", count, averaged_accuracy, epoch_accuracy, "the average is kept" if kept else "the epoch's kept")
-    summary = {"snapshots": count, "validation_accuracy_averaged": averaged_accuracy,
-               "validation_accuracy_epoch": epoch_accuracy, "kept": kept}
-    return summary, max(averaged_accuracy, epoch_accuracy)
+    logger.info("checkpoint averaging: %d snapshots, validation %s %.4f against %.4f for the epoch's weights: %s",
+                count, metric, averaged_score, epoch_score, "the average is kept" if kept else "the epoch's kept")
+    summary = {"snapshots": count, f"validation_{metric}_averaged": averaged_score,
+               f"validation_{metric}_epoch": epoch_score, "kept": kept}
+    return summary, max(averaged_score, epoch_score)

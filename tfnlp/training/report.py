@@ -20,26 +20,25 @@ from tfnlp.errors import ConfigurationError
 from tfnlp.plots.confusion import plot_confusion_matrix
 from tfnlp.plots.curves import plot_training_curves
 from tfnlp.plots.entity_scores import plot_entity_scores
+from tfnlp.training.run_folder import RunFolder
 
 logger = logging.getLogger(__name__)
 
-CURVES = "curves.png"
-CONFUSION_MATRIX = "confusion_matrix.png"
-ENTITY_SCORES = "entity_scores.png"
-HISTORY = "history.csv"
 
-
-def read_history(output_dir):
-    """The per-epoch figures of the run in ``output_dir`` (its ``history.csv``), or None if it has none.
+def read_history(folder):
+    """The per-epoch figures of the run in ``folder`` (its ``history.csv``), or None if it has none.
 
     ``history.csv`` is appended to by every session of a resumed run, and by a
     new training in the same folder: only the rows from its last epoch 0 on
     (the latest training, all its sessions) are returned.
 
+    Args:
+        folder: `tfnlp.training.RunFolder` or str. The run folder.
+
     Returns:
         dict: column -> list of float per epoch (``epoch`` as int, 0-based); empty cells are NaN.
     """
-    path = os.path.join(output_dir, HISTORY)
+    path = RunFolder.of(folder).history_file
     if not os.path.exists(path):
         return None
     with open(path, newline="", encoding="utf-8") as f:
@@ -62,31 +61,37 @@ def _float(value):
         return float("nan")
 
 
-def write_curves(output_dir, title=None):
-    """Draws ``<output_dir>/curves.png`` from ``<output_dir>/history.csv``; returns its file name (None: no history)."""
-    history = read_history(output_dir)
-    if not history:
-        return None
-    plot_training_curves(history, os.path.join(output_dir, CURVES), title=title or _title(output_dir))
-    return CURVES
-
-
-def write_confusion_matrix(output_dir, report, title=None):
-    """Draws ``<output_dir>/confusion_matrix.png`` from a `classification_report`; returns its file name.
+def write_curves(folder, title=None):
+    """Draws the run folder's ``curves.png`` from its ``history.csv``; returns its file name (None: no history).
 
     Args:
-        output_dir: str. The run folder.
+        folder: `tfnlp.training.RunFolder` or str. The run folder.
+        title: str or None. Figure title; None = the folder's name.
+    """
+    folder = RunFolder.of(folder)
+    history = read_history(folder)
+    if not history:
+        return None
+    plot_training_curves(history, folder.curves_file, title=title or folder.name)
+    return RunFolder.CURVES
+
+
+def write_confusion_matrix(folder, report, title=None):
+    """Draws the run folder's ``confusion_matrix.png`` from a `classification_report`; returns its file name.
+
+    Args:
+        folder: `tfnlp.training.RunFolder` or str. The run folder.
         report: dict. `tfnlp.training.metrics.classification_report`'s result (``confusion_matrix``,
             ``class_names``).
         title: str or None. Figure title.
     """
     plot_confusion_matrix(report["confusion_matrix"], report["class_names"],
-                          os.path.join(output_dir, CONFUSION_MATRIX), title=title)
-    return CONFUSION_MATRIX
+                          RunFolder.of(folder).confusion_matrix_file, title=title)
+    return RunFolder.CONFUSION_MATRIX
 
 
-def write_run_report(output_dir, metrics):
-    """Writes every picture ``metrics`` supports beside ``<output_dir>/metrics.json``; returns {kind: file name}.
+def write_run_report(folder, metrics):
+    """Writes every picture ``metrics`` supports beside the run folder's ``metrics.json``; returns {kind: file name}.
 
     The training curves (if the folder has a ``history.csv``); a classifier's
     test confusion matrix (``metrics["test"]["confusion_matrix"]``); NER scores
@@ -94,11 +99,11 @@ def write_run_report(output_dir, metrics):
     the chief only, with the metrics written to ``metrics.json``.
 
     Args:
-        output_dir: str. The run folder.
+        folder: `tfnlp.training.RunFolder` or str. The run folder.
         metrics: dict. The run's metrics (as written to ``metrics.json``).
 
     Returns:
-        dict: ``{"curves": "curves.png", ...}``, the pictures written (file names in ``output_dir``).
+        dict: ``{"curves": "curves.png", ...}``, the pictures written (file names in ``folder``).
 
     Example (a NER run's figures; `pipelines.conll_ner` calls it before writing metrics.json):
     >>> import tempfile
@@ -106,39 +111,36 @@ def write_run_report(output_dir, metrics):
     >>> scores = entity_report([["B-LOC", "I-LOC", "O"], ["B-LOC"]], [["B-LOC", "I-LOC", "O"], ["O"]])
     >>> scores["per_type"]["LOC"]
     {'precision': 1.0, 'recall': 0.5, 'f1': 0.6666666666666666, 'support': 2}
-    >>> write_run_report(tempfile.mkdtemp(), {"validation": scores, "test": scores})
+    >>> write_run_report(RunFolder(tempfile.mkdtemp()), {"validation": scores, "test": scores})
     {'entity_scores': 'entity_scores.png'}
     """
+    folder = RunFolder.of(folder)
     written = {}
-    curves = write_curves(output_dir)
+    curves = write_curves(folder)
     if curves:
         written["curves"] = curves
     test = metrics.get("test")
     if isinstance(test, dict) and "confusion_matrix" in test:
-        written["confusion_matrix"] = write_confusion_matrix(output_dir, test)
+        written["confusion_matrix"] = write_confusion_matrix(folder, test)
     splits = {name: metrics[name] for name in ("validation", "test")
               if isinstance(metrics.get(name), dict) and metrics[name].get("per_type")}
     if splits:
-        plot_entity_scores(splits, os.path.join(output_dir, ENTITY_SCORES), title=_title(output_dir))
-        written["entity_scores"] = ENTITY_SCORES
+        plot_entity_scores(splits, folder.entity_scores_file, title=folder.name)
+        written["entity_scores"] = RunFolder.ENTITY_SCORES
     if written:
-        logger.info("report: %s in %s", ", ".join(written.values()), output_dir)
+        logger.info("report: %s in %s", ", ".join(written.values()), folder.root)
     return written
 
 
-def _title(output_dir):
-    return os.path.basename(os.path.normpath(output_dir))
-
-
-STAGE_ORDER = ("fine_tune", "frozen")  # A two-stage run's final stage first.
+STAGE_ORDER = tuple(reversed(RunFolder.STAGES))  # A two-stage run's final stage first.
 
 
 def summarize_run(run_dir):
     """The headline figures and curves of a finished run folder (or of the last stage of a two-stage run).
 
     Args:
-        run_dir: str. A fit script's ``--output-dir`` (``metrics.json``, ``history.csv``), or one of its stage
-            folders.
+        run_dir: `tfnlp.training.RunFolder` or str. A fit script's ``--output-dir`` (``metrics.json``,
+            ``history.csv``), or one of its stage folders.
 
     Returns:
         dict: ``run`` (the folder), ``metric`` (``accuracy`` for classifiers, ``entity F1`` for NER runs, whose
@@ -151,7 +153,8 @@ def summarize_run(run_dir):
         FileNotFoundError: ``run_dir`` has no ``metrics.json`` (the run has not finished).
         ConfigurationError: its ``metrics.json`` is not a fit script's.
     """
-    path = os.path.join(run_dir, "metrics.json")
+    folder = RunFolder.of(run_dir)
+    run_dir, path = folder.root, folder.metrics_file
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file (is {run_dir} a finished run's --output-dir?)")
     with open(path, encoding="utf-8") as f:
@@ -159,12 +162,12 @@ def summarize_run(run_dir):
             metrics = json.load(f)
         except ValueError as error:
             raise ConfigurationError(f"{path}: not valid JSON ({error})") from None
-    stage, curves_dir, figures = None, run_dir, metrics
+    stage, curves_dir, figures = None, folder, metrics
     if "test" not in metrics:
         stage = next((name for name in STAGE_ORDER if isinstance(metrics.get(name), dict)), None)
         if stage is None:
             raise ConfigurationError(f"{path}: no test figures (neither 'test' nor a stage's)")
-        figures, curves_dir = metrics[stage], os.path.join(run_dir, stage)
+        figures, curves_dir = metrics[stage], folder.stage(stage)
     test = figures["test"]
     # A NER run's figures (`tfnlp.training.ner_metrics.entity_report`) hold per_type, and also the word tags'
     # accuracy, which is not its headline figure; a classifier's (`tfnlp.training.metrics.classification_report`)

@@ -44,6 +44,7 @@ import tf_keras
 
 from tfnlp.errors import ConfigurationError
 from tfnlp.training.arguments import field
+from tfnlp.training.run_folder import RunFolder
 from tfnlp.utils import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -121,7 +122,8 @@ class Runtime:
     """Sets up seeds, precision and the strategy once; builds callbacks and writes run files.
 
     Args:
-        args: RuntimeArguments.
+        args: RuntimeArguments. Its ``output_dir`` becomes ``folder``, the run's `tfnlp.training.RunFolder`, where
+            every file of the run goes.
 
     Example:
     >>> runtime = Runtime(RuntimeArguments(output_dir="/tmp/tfnlp-doc-run"))
@@ -145,7 +147,7 @@ class Runtime:
         tf_keras.mixed_precision.set_global_policy(policy)
         self.compute_dtype = policy.split("_")[-1]
         self.config = None  # Set by `write_config`.
-        os.makedirs(args.output_dir, exist_ok=True)
+        self.folder = RunFolder(args.output_dir).makedirs()
         if self.num_workers > 1:
             self._check_shared_output_dir()
 
@@ -199,7 +201,7 @@ class Runtime:
         as Keras' own callbacks do for checkpoints and logs.
 
         Args:
-            path: str. A path as the chief writes it (e.g. ``runtime.path("teacher", "train.npz")``).
+            path: str. A path as the chief writes it (e.g. ``runtime.folder.teacher_file``).
         """
         if self.is_chief:
             return path
@@ -253,7 +255,7 @@ class Runtime:
         They must: a resumed run, the best epoch and the finished training are read back from the chief's files
         (Keras' `BackupAndRestore` and `ModelCheckpoint` expect the same). Costs two all-reduces of one number.
         """
-        path = self.path(".tfnlp-cluster")
+        path = self.folder.cluster_check_file
         token = secrets.randbits(48) if self.is_chief else 0  # Exact in float64.
         if self.is_chief:
             atomic_write_text(path, str(token))
@@ -282,12 +284,9 @@ class Runtime:
         Each stage gets its own checkpoints, backup (resume), logs and history.
         """
         stage = copy.copy(self)
-        stage.args = dataclasses.replace(self.args, output_dir=self.path(name))
-        os.makedirs(stage.args.output_dir, exist_ok=True)
+        stage.folder = self.folder.stage(name).makedirs()
+        stage.args = dataclasses.replace(self.args, output_dir=stage.folder.root)
         return stage
-
-    def path(self, *parts):
-        return os.path.join(self.args.output_dir, *parts)
 
     def write_config(self, **sections):
         """Writes the run's configuration to ``<output_dir>/config.json`` and logs it in a few lines.
@@ -310,10 +309,10 @@ class Runtime:
         }
         self.config = config
         if self.is_chief:
-            atomic_write_json(self.path("config.json"), config)
+            atomic_write_json(self.folder.config_file, config)
         environment = config["environment"]
         logger.info("configuration in %s: TensorFlow %s, tf_keras %s, tfnlp %s; %d replica(s) (%s), %s",
-                    self.path("config.json"), environment["tensorflow"], environment["tf_keras"],
+                    self.folder.config_file, environment["tensorflow"], environment["tf_keras"],
                     environment["tfnlp"], environment["replicas"], environment["strategy"],
                     environment["compute_dtype"])
         if cli.verbosity == "verbose":
@@ -346,13 +345,13 @@ class Runtime:
         # Throughput comes first: it adds its figures to the epoch logs that the later callbacks write.
         callbacks = [
             Throughput(examples_per_epoch),
-            tf_keras.callbacks.BackupAndRestore(self.path("backup"), delete_checkpoint=not keep_backup),
-            tf_keras.callbacks.ModelCheckpoint(self.path("checkpoints", "best"), monitor=monitor, mode=mode,
+            tf_keras.callbacks.BackupAndRestore(self.folder.backup_dir, delete_checkpoint=not keep_backup),
+            tf_keras.callbacks.ModelCheckpoint(self.folder.best_weights, monitor=monitor, mode=mode,
                                                save_best_only=True, save_weights_only=True,
                                                initial_value_threshold=self._resumed_best(monitor, mode)),
-            tf_keras.callbacks.TensorBoard(self.path("logs")),
-            tf_keras.callbacks.CSVLogger(self.worker_path(self.path("history.csv")), append=True),
-            ResumeNotice(self.path("backup")),  # After BackupAndRestore, which restores in on_train_begin.
+            tf_keras.callbacks.TensorBoard(self.folder.logs_dir),
+            tf_keras.callbacks.CSVLogger(self.worker_path(self.folder.history_file), append=True),
+            ResumeNotice(self.folder.backup_dir),  # After BackupAndRestore, which restores in on_train_begin.
         ]
         if early_stopping_patience:
             callbacks.append(tf_keras.callbacks.EarlyStopping(monitor=monitor, mode=mode,
@@ -368,8 +367,8 @@ class Runtime:
         replace the best checkpoint even when worse. Read from the current run's rows of history.csv
         (those from its last epoch 0 on).
         """
-        history = self.path("history.csv")
-        if not tf.train.latest_checkpoint(self.path("backup", "chief")) or not os.path.exists(history):
+        history = self.folder.history_file
+        if not tf.train.latest_checkpoint(self.folder.chief_backup_dir) or not os.path.exists(history):
             return None
         with open(history, newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
@@ -381,7 +380,7 @@ class Runtime:
 
     def restore_best(self, model):
         """Loads the best checkpoint written by `callbacks` into ``model``, if there is one."""
-        prefix = self.path("checkpoints", "best")
+        prefix = self.folder.best_weights
         if tf.train.latest_checkpoint(os.path.dirname(prefix)) or os.path.exists(prefix + ".index"):
             model.load_weights(prefix).expect_partial()
             return True

@@ -72,7 +72,7 @@ def weight_snapshots(args, runtime, total_steps):
 
     Args:
         args: the argument group holding ``average_snapshots`` and ``average_fraction``.
-        runtime: tfnlp.training.Runtime. The snapshots go to ``<output_dir>/checkpoints/snapshots``.
+        runtime: tfnlp.training.Runtime. The snapshots go to its ``folder.snapshots_dir``.
         total_steps: int. Optimizer steps of the whole training.
 
     Returns:
@@ -80,7 +80,7 @@ def weight_snapshots(args, runtime, total_steps):
     """
     if not args.average_snapshots:
         return None
-    return WeightSnapshots(runtime.path("checkpoints", "snapshots"), total_steps, count=args.average_snapshots,
+    return WeightSnapshots(runtime.folder.snapshots_dir, total_steps, count=args.average_snapshots,
                            fraction=args.average_fraction)
 
 

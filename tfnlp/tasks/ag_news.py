@@ -1,5 +1,5 @@
-"""What the AG News fit scripts share: data arguments, splits and counting, the frozen and fine-tuning argument
-groups, and the end of a two-stage run."""
+"""What the AG News fit scripts and benchmarks share: data arguments, splits and counting, the frozen and
+fine-tuning argument groups, and the end of a two-stage run."""
 
 import dataclasses
 from typing import Optional
@@ -114,10 +114,10 @@ def write_two_stage_metrics(metrics, runtime, stages, log=None):
         ``metrics``, for ``main`` to return.
     """
     if runtime.is_chief:
-        atomic_write_json(runtime.path("metrics.json"), metrics)
+        atomic_write_json(runtime.folder.metrics_file, metrics)
     accuracies = "; ".join(f"{stage} test accuracy {metrics[stage]['test']['accuracy']:.4f}"
                            for stage in stages if stage in metrics)
     cli.log_result("%s; %.0f s; wrote %s; SavedModel: %s", accuracies, metrics["wall_seconds"],
-                   runtime.path("metrics.json"), metrics["export"]["path"] if "export" in metrics else "none",
+                   runtime.folder.metrics_file, metrics["export"]["path"] if "export" in metrics else "none",
                    log=log)
     return metrics
