@@ -52,7 +52,7 @@ def run_large(config):
 # tests: each session run is a group of its own (a test reading two runs joins the first one's group, and
 # `build_once` makes the other run once for both workers); a module's own fixture groups that module's tests.
 SESSION_RUN_FIXTURES = ("hf_bert_run", "ner_run", "classifier_run")
-MODULE_RUN_FIXTURES = ("tv_run", "artifacts", "frozen_run", "sandbox", "deployment")
+MODULE_RUN_FIXTURES = ("tv_run", "artifacts", "hub_run", "frozen_run", "sandbox", "deployment")
 
 
 def xdist_group(item):
@@ -247,18 +247,15 @@ def run_hf_bert(data_root, bert, output_dir, *extra, export_dir=""):
 
 @pytest.fixture(scope="session")
 def hf_bert_run(ag_news_root, topic_bert, tmp_path_factory):
-    """A tiny `pipelines.agnews_hf_bert` run on `topic_bert` as a user may make it (`TINY_HF_BERT`): the frozen
-    stage alone (exported as version 1), then both stages in the same output folder (stage 1 reused, stage 2
-    trained; version 2).
+    """A tiny `pipelines.agnews_hf_bert` run on `topic_bert` with both stages (`TINY_HF_BERT`), exported.
 
-    Returns a dict: ``metrics`` (what the second ``main`` returned), ``run`` (the output folder), ``export``
-    (version 2), ``frozen_metrics`` and ``frozen_export`` (the first run's).
+    Returns a dict: ``metrics`` (what ``main`` returned), ``run`` (the output folder) and ``export`` (the
+    version folder). (A frozen stage alone, then both stages in its folder: the large tier's
+    `test_agnews_hf_bert.test_fine_tuning_starts_from_the_frozen_head_and_changes_the_encoder`.)
     """
     def build(root):
-        frozen = run_hf_bert(ag_news_root, topic_bert, root / "run", "--skip-fine-tuning", export_dir=root / "export")
         metrics = run_hf_bert(ag_news_root, topic_bert, root / "run", export_dir=root / "export")
-        return {"metrics": metrics, "run": str(root / "run"), "export": metrics["export"]["path"],
-                "frozen_metrics": frozen, "frozen_export": frozen["export"]["path"]}
+        return {"metrics": metrics, "run": str(root / "run"), "export": metrics["export"]["path"]}
 
     return build_once(tmp_path_factory, "hf_bert_run", build)
 

@@ -122,12 +122,14 @@ def test_pipeline_end_to_end(trained):
     assert set(metrics["export"]["smoke_labels"]) <= set(CLASS_NAMES)
 
 
-@pytest.mark.slow
-def test_fine_tuning_starts_from_the_frozen_head_and_changes_the_encoder(trained, topic_bert):
-    metrics, tuned = trained["frozen_metrics"], trained["metrics"]
+@pytest.mark.large  # Two more whole runs: the frozen stage alone, then both stages in its output folder.
+def test_fine_tuning_starts_from_the_frozen_head_and_changes_the_encoder(ag_news_root, topic_bert, tmp_path):
+    metrics = run_pipeline(ag_news_root, topic_bert, tmp_path / "run", "--skip-fine-tuning",
+                           export_dir=tmp_path / "export")
+    tuned = run_pipeline(ag_news_root, topic_bert, tmp_path / "run", export_dir=tmp_path / "export")
     assert "fine_tune" not in metrics
-    frozen_export = os.path.join(trained["frozen_export"], "hf_model")
-    assert [os.path.basename(path) for path in (trained["frozen_export"], trained["export"])] == ["1", "2"]
+    frozen_export = os.path.join(metrics["export"]["path"], "hf_model")
+    assert [os.path.basename(path) for path in (metrics["export"]["path"], tuned["export"]["path"])] == ["1", "2"]
     assert tuned["frozen"]["test"] == metrics["frozen"]["test"]  # Stage 1 reused from the first run.
     from transformers import TFBertForSequenceClassification
 

@@ -380,7 +380,7 @@ class StopAfterEpoch(tf_keras.callbacks.Callback):
             raise KeyboardInterrupt(f"interrupted after epoch {epoch}")
 
 
-@pytest.mark.slow
+@pytest.mark.large  # make test resumes a SIGKILLed run (test_training_runtime).
 def test_interrupted_run_resumes_from_its_last_epoch(ag_news_root, tmp_path, monkeypatch):
     output_dir = tmp_path / "run"
     callbacks = Runtime.callbacks

@@ -329,6 +329,7 @@ def mismatches(layer, hf_tokenizer, inputs, batch_size=1024):
     return {key: count for key, count in counts.items() if key in outputs}
 
 
+@pytest.mark.large  # All 7,600 test texts; make test checks the CoNLL validation words.
 @pytest.mark.integration
 def test_parity_with_hf_on_every_ag_news_test_text(data_dir, hf_tokenizer, vocab_file):
     texts = data.read_ag_news_csv(os.path.join(data_dir, "ag_news", "test.csv")).texts

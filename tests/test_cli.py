@@ -113,7 +113,7 @@ def test_verbose_output_shows_framework_logs_with_their_names(capsys):
         "tensorflow: warning: a tensorflow warning"]
 
 
-@pytest.mark.parametrize("ci", [None, "true"], ids=["plain", "CI=true"])
+@pytest.mark.parametrize("ci", [pytest.param(None, marks=pytest.mark.large), "true"], ids=["plain", "CI=true"])
 def test_transformers_logs_show_only_with_verbose_before_and_after_transformers_is_imported(ci):
     """In a fresh process, so that whether transformers is imported is known (other tests import it).
 
@@ -213,6 +213,7 @@ def cpp_log_level(*argv, env=None):
     return result.stdout.strip(), result.stderr
 
 
+@pytest.mark.large  # Four fresh processes, each importing TensorFlow.
 def test_import_tfnlp_quiets_tensorflows_cpp_logs_unless_verbose_or_set_by_the_user():
     level, stderr = cpp_log_level()
     assert level == "3" and "cpu_feature_guard" not in stderr and "cuda" not in stderr.lower()

@@ -9,9 +9,10 @@ lines) and its Troubleshooting table quotes messages the code prints.
   ``make setup``), with tiny fixtures where the README points at real things:
   ``../shared/data`` and ``$TFNLP_DATA_DIR`` hold tiny AG News and CoNLL-2003
   files, ``path/to/hf_bert`` a tiny BERT, ``saved_models/hub/...`` TF-Hub
-  artifacts exported from it, and ``saved_models/agnews_transformer`` a tiny
-  export that an in-process gRPC PredictionService serves for the gRPC snippet
-  (its ``localhost:8500`` is replaced by that server's port). `SNIPPETS` says,
+  artifacts exported from it, and ``saved_models/agnews_transformer`` the
+  session's tiny export (`classifier_run`) that an in-process gRPC PredictionService serves for the gRPC snippet
+  (its ``localhost:8500`` is replaced by that server's port). They run in one fresh Python, each in a
+  namespace of its own (one TensorFlow start-up for all). `SNIPPETS` says,
   per snippet, what runs before it and what is then asserted. A block that no
   entry of `SNIPPETS` names still runs, bare. A block that cannot run here is
   marked explicitly: its first line is ``# not run: <why>``.
@@ -31,8 +32,10 @@ lines) and its Troubleshooting table quotes messages the code prints.
 
 import ast
 import glob
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -56,9 +59,6 @@ CONLL = ("-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\nGerman 
          ". . O O\n\nPeter NNP B-NP B-PER\nBlackburn NNP I-NP I-PER\n\nBRUSSELS NNP B-NP B-LOC\n")
 VOCAB = ["[PAD]", "[unused0]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "i", "love", "transformers", "stocks",
          "rallied", "on", "wall", "street", ".", "the", "a", "##s"]
-TINY_TRANSFORMER = ["--tokenizer", "text_vectorization", "--no-pretrained-embeddings", "--embedding-dim", "8",
-                    "--num-heads", "2", "--intermediate-dim", "8", "--sequence-length", "32", "--epochs", "1",
-                    "--batch-size", "8", "--distillation-weight", "0", "--ngram-buckets", "0"]
 
 GRPC_SERVER = """
 import grpc as _grpc
@@ -172,9 +172,8 @@ def snippet_id(document_and_snippet):
 
 
 @pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
+def sandbox(tmp_path_factory, classifier_run):
     """A folder outside the repository with the README's paths: ``work`` (the snippets' cwd), ``shared/data``."""
-    from pipelines import agnews_transformer
     from tfnlp.hub.export import export_hub_bert
 
     root = tmp_path_factory.mktemp("readme")
@@ -195,16 +194,14 @@ def sandbox(tmp_path_factory):
     (work / "saved_models" / "hub").mkdir(parents=True)
     os.rename(artifacts.preprocess, work / "saved_models" / "hub" / "all-MiniLM-L6-v2_preprocess")
     os.rename(artifacts.encoder, work / "saved_models" / "hub" / "all-MiniLM-L6-v2_encoder")
-    agnews_transformer.main(["--data-dir", str(data), "--output-dir", str(root / "run"),
-                             "--export-dir", str(work / "saved_models" / "agnews_transformer"), *TINY_TRANSFORMER])
+    # The session's tiny pipelines.agnews_transformer export, as `make train` leaves it in saved_models/.
+    shutil.copytree(classifier_run["export"], work / "saved_models" / "agnews_transformer" / "1")
     assert not str(work).startswith(REPO)
     return {"work": work, "data": data}
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("document_and_snippet", python_snippets(), ids=snippet_id)
-def test_python_snippet_runs(document_and_snippet, sandbox):
-    document, snippet = document_and_snippet
+def snippet_program(snippet):
+    """The program run for ``snippet``: its `SNIPPETS` set-up, the snippet (with its replacements), its checks."""
     matches = [marker for marker in SNIPPETS if marker in snippet]
     assert len(matches) <= 1, f"several SNIPPETS entries match one snippet: {matches}"
     before, replacements, after = SNIPPETS[matches[0]] if matches else ("", {}, "")
@@ -212,11 +209,48 @@ def test_python_snippet_runs(document_and_snippet, sandbox):
     for old, new in replacements.items():
         assert old in code, f"the snippet no longer contains {old!r}"
         code = code.replace(old, new)
-    program = "\n".join([textwrap.dedent(before), code, textwrap.dedent(after)])
+    return "\n".join([textwrap.dedent(before), code, textwrap.dedent(after)])
+
+
+# Runs each program in a namespace of its own, in one fresh Python outside the repository (one TensorFlow start-up
+# for all of them, not one each), and prints one JSON line: {program file: the traceback, or "" if it ran}.
+SNIPPET_RUNNER = """
+import json, sys, traceback
+results = {}
+for path in sys.argv[1:]:
+    source = open(path, encoding="utf-8").read()
+    try:
+        exec(compile(source, path, "exec"), {"__name__": "__main__"})
+        results[path] = ""
+    except BaseException:
+        results[path] = traceback.format_exc()
+print(json.dumps(results))
+"""
+
+
+@pytest.fixture(scope="module")
+def snippet_results(sandbox, tmp_path_factory):
+    """Every runnable snippet's outcome: ``{snippet id: traceback or ""}``, from one fresh Python in the sandbox."""
+    folder = tmp_path_factory.mktemp("snippets")
+    files = {}
+    for number, (document, snippet) in enumerate(python_snippets()):
+        path = folder / f"snippet_{number}.py"
+        path.write_text(snippet_program(snippet), encoding="utf-8")
+        files[str(path)] = snippet_id((document, snippet))
     env = {**os.environ, "PYTHONPATH": "", "TF_CPP_MIN_LOG_LEVEL": "2", "TFNLP_DATA_DIR": str(sandbox["data"])}
-    result = subprocess.run([sys.executable, "-c", program], cwd=sandbox["work"], env=env, capture_output=True,
-                            text=True, timeout=600)
-    assert result.returncode == 0, f"{document} snippet failed:\n{program}\n--- stderr:\n{result.stderr[-4000:]}"
+    result = subprocess.run([sys.executable, "-c", SNIPPET_RUNNER, *files], cwd=sandbox["work"], env=env,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:]
+    outcomes = json.loads(result.stdout.strip().splitlines()[-1])
+    return {files[path]: outcome for path, outcome in outcomes.items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("document_and_snippet", python_snippets(), ids=snippet_id)
+def test_python_snippet_runs(document_and_snippet, snippet_results):
+    document, snippet = document_and_snippet
+    outcome = snippet_results[snippet_id(document_and_snippet)]
+    assert outcome == "", f"{document} snippet failed:\n{snippet_program(snippet)}\n--- traceback:\n{outcome[-4000:]}"
 
 
 def test_the_documents_have_the_snippets_this_test_prepares_for():

@@ -117,7 +117,8 @@ def epochs_in_history(output_dir):
 
 # 1. Offline, without local data: every fit script stops at once with one line.
 
-@pytest.mark.parametrize("module", ["pipelines.agnews_transformer", "pipelines.agnews_hub_bert"])
+@pytest.mark.parametrize("module", ["pipelines.agnews_transformer",
+                                    pytest.param("pipelines.agnews_hub_bert", marks=pytest.mark.large)])
 def test_offline_without_local_data_the_script_stops_at_once_with_one_line(tmp_path, module):
     # The proxy every download goes through refuses connections: as offline, without depending on this machine.
     env = script_env(tmp_path, https_proxy="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9", no_proxy="",
@@ -138,6 +139,7 @@ def test_offline_without_local_data_the_script_stops_at_once_with_one_line(tmp_p
 
 # 2. Errors a person can read.
 
+@pytest.mark.large  # A fresh process; the scripts' argument checks run in-process in make test.
 def test_an_impossible_argument_combination_is_one_line_before_tensorflow_builds_anything(tmp_path, ag_news_root):
     result = run_script("pipelines.agnews_transformer", "--data-dir", ag_news_root, "--output-dir", tmp_path / "run",
                         "--num-heads", "3", env=script_env(tmp_path), cwd=tmp_path)
@@ -189,7 +191,7 @@ def test_tf_hub_script_rejects_arguments_that_cannot_work_when_parsing(tmp_path,
 
 # 3. Quiet, useful terminal output.
 
-@pytest.mark.slow
+@pytest.mark.large  # A whole fit run in a fresh process, to read its terminal output.
 def test_default_output_is_configuration_progress_epochs_results_and_files(tmp_path, ag_news_root):
     result = run_script("pipelines.agnews_transformer", "--data-dir", ag_news_root, "--output-dir", tmp_path / "run",
                         "--export-dir", tmp_path / "export", *TINY, env=script_env(tmp_path), cwd=tmp_path)
@@ -282,6 +284,7 @@ def test_killed_while_caching_the_teacher_embeddings_the_run_finishes_and_leaves
 
 # 5. An installed package.
 
+@pytest.mark.large  # test_docs runs the snippets outside the repository in make test.
 def test_docs_snippet_and_fit_script_run_from_outside_the_repository(tmp_path):
     with open(os.path.join(REPO, "docs", "library.md"), encoding="utf-8") as f:  # The README links it.
         library = f.read()

@@ -141,6 +141,7 @@ def test_failed_export_leaves_nothing(topic_bert, tmp_path, monkeypatch):
     assert os.listdir(tmp_path / "hub") == []
 
 
+@pytest.mark.large  # Builds and exports a second encoder.
 def test_export_rejects_unsupported_activation(tmp_path):
     folder = write_tiny_bert_folder(tmp_path / "swish_bert", VOCAB)
     config_file = os.path.join(folder, "config.json")
@@ -284,11 +285,19 @@ def copy_run(frozen_run, tmp_path):
     return shutil.copytree(frozen_run["run"], tmp_path / "run")
 
 
-@pytest.mark.slow
-def test_pipeline_end_to_end(ag_news_root, artifacts, tmp_path):
-    export_dir = tmp_path / "export"
+@pytest.fixture(scope="module")
+def hub_run(ag_news_root, artifacts, tmp_path_factory):
+    """Both stages with the defaults, exported: its metrics, its output folder and the encoder's weights before."""
+    root = tmp_path_factory.mktemp("hub_run")
     reference = [w.numpy() for w in hub.KerasLayer(artifacts.encoder).weights]
-    metrics = run_pipeline(ag_news_root, artifacts, tmp_path / "run", export_dir=export_dir)
+    metrics = run_pipeline(ag_news_root, artifacts, root / "run", export_dir=root / "export")
+    return {"metrics": metrics, "root": root, "reference": reference}
+
+
+@pytest.mark.slow
+def test_pipeline_end_to_end(artifacts, hub_run):
+    tmp_path, reference, metrics = hub_run["root"], hub_run["reference"], hub_run["metrics"]
+    export_dir = tmp_path / "export"
     frozen, tuned = metrics["frozen"], metrics["fine_tune"]
     # Fine-tuning changed the exported encoder, and never the source artifact.
     assert not np.allclose(kernel(tf.saved_model.load(metrics["export"]["path"]).model.variables),
@@ -318,7 +327,7 @@ def kernel(variables, name="layer_0/intermediate/kernel"):
     return [v for v in variables if name in v.name][0].numpy()
 
 
-@pytest.mark.slow
+@pytest.mark.large  # The frozen stage alone, a second whole run: its export, rerun and cache (make test-all).
 def test_frozen_stage_exports_the_encoder_unchanged(artifacts, frozen_run):
     frozen_only = frozen_run["metrics"]
     assert "fine_tune" not in frozen_only
@@ -337,13 +346,13 @@ def test_fine_tuning_alone_averages_its_snapshots(ag_news_root, artifacts, tmp_p
     assert not np.allclose(kernel(tf.saved_model.load(tuned["export"]["path"]).model.variables), original)
 
 
-@pytest.mark.slow
+@pytest.mark.large  # The frozen stage alone, a second whole run: its export, rerun and cache (make test-all).
 def test_pipeline_rerun_reuses_frozen_stage(ag_news_root, artifacts, frozen_run, tmp_path):
     second = run_pipeline(ag_news_root, artifacts, copy_run(frozen_run, tmp_path), *FROZEN_ONLY)
     assert second["frozen"] == json.loads(json.dumps(frozen_run["metrics"]["frozen"]))
 
 
-@pytest.mark.slow
+@pytest.mark.large  # The frozen stage alone, a second whole run: its export, rerun and cache (make test-all).
 def test_feature_cache_survives_an_interrupted_frozen_stage(ag_news_root, artifacts, frozen_run, tmp_path):
     run = copy_run(frozen_run, tmp_path)
     os.remove(run / "frozen" / "metrics.json")  # As if killed after caching, before finishing.
@@ -370,8 +379,8 @@ def test_pipeline_rejects_bad_arguments(argv, message, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_export_serves_raw_text_in_a_fresh_process_without_tfnlp(frozen_run, tmp_path):
-    metrics = frozen_run["metrics"]
+def test_export_serves_raw_text_in_a_fresh_process_without_tfnlp(hub_run, tmp_path):
+    metrics = hub_run["metrics"]
     script = textwrap.dedent("""
         import json, sys
         import tensorflow as tf

@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -13,6 +15,7 @@ def run_python(code):
     return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.large  # A fresh process; every other test imports tfnlp first too.
 def test_importing_tfnlp_first_makes_tf_keras_the_keras_of_tensorflow():
     result = run_python(
         "import tfnlp, os, tensorflow as tf, tf_keras\n"
@@ -31,6 +34,7 @@ def test_tensorflow_imported_first_with_keras_3_raises_a_clear_error():
     assert "TF_USE_LEGACY_KERAS" in result.stderr and "Import tfnlp before" in result.stderr
 
 
+@pytest.mark.large  # A fresh process; the refusal above is make test's.
 def test_tensorflow_imported_first_with_the_variable_set_is_accepted():
     result = run_python("import os\nos.environ['TF_USE_LEGACY_KERAS'] = '1'\n"
                         "import tensorflow as tf, tf_keras\nimport tfnlp\n"

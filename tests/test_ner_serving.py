@@ -227,7 +227,7 @@ def test_long_text_takes_each_piece_from_its_window_with_most_context(tiny):
                                atol=1e-5)
 
 
-@pytest.mark.slow
+@pytest.mark.large  # make test reloads the tiny NER run's export without tfnlp (test_ner_pipeline).
 def test_export_reloads_without_tfnlp_and_gives_the_predictors_entities(tiny, tmp_path):
     _, model, preprocessor, predictor = tiny
     texts = TEXTS + BAD_TEXTS + ["John lives in New York. " * 300]
@@ -260,7 +260,7 @@ def test_export_reloads_without_tfnlp_and_gives_the_predictors_entities(tiny, tm
     assert audit.ok and str(audit.minimum_release()) == "2.12.0 or older", audit.to_dict()
 
 
-@pytest.mark.slow
+@pytest.mark.large  # An option variant (--casing) of the export; its run is the large tier's too.
 def test_casing_is_computed_in_the_export(tiny_bert, tmp_path):
     """A casing model sees "JOHN" and "john" differently (same uncased ids); the export keeps that."""
     _, model = make_tiny_model(tiny_bert, casing=True)

@@ -22,6 +22,7 @@ def saved_models(tiny_exports, tmp_path_factory):
     return root
 
 
+@pytest.mark.large  # A benchmark over the real test texts.
 @pytest.mark.integration
 def test_latency_benchmark_reports_each_model_on_its_test_texts(saved_models, data_dir, tmp_path, capsys):
     output = tmp_path / "bench.json"

@@ -20,7 +20,7 @@ from tensorflow_serving.config import model_server_config_pb2
 from conftest import TINY_VOCAB
 from helpers import topic_rows, write_ag_news_folder
 from pipelines import serving_config
-from serving_modules import export_tiny_classifier, export_tiny_ner
+from serving_modules import copy_export, export_tiny_classifier
 from tfnlp.serving import ServedModel, op_audit, server_config, throughput, warmup
 from tfnlp.serving.tf_2_12_core_ops import TF_2_12_CORE_OPS
 
@@ -118,7 +118,7 @@ def test_measure_throughput_runs_each_batch_size_on_the_texts():
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory):
+def deployment(tmp_path_factory, tiny_exports):
     """serving_config --measure on a classifier (2 versions) and an NER model: (saved_models, data root, result).
 
     The op audit classes ops against TensorFlow 2.12's list (every core op of these exports is in it) instead
@@ -126,14 +126,14 @@ def deployment(tmp_path_factory):
     """
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(op_audit, "core_op_names", lambda: TF_2_12_CORE_OPS)
-        yield run_deployment(tmp_path_factory)
+        yield run_deployment(tmp_path_factory, tiny_exports)
 
 
-def run_deployment(tmp_path_factory):
+def run_deployment(tmp_path_factory, tiny_exports):
     root = tmp_path_factory.mktemp("saved_models")
-    for _ in range(2):  # The real serving modules' exports (tests/serving_modules.py).
-        export_tiny_classifier(str(root / "classifier"), TINY_VOCAB)
-    export_tiny_ner(str(root / "ner"), TINY_VOCAB)
+    for _ in range(2):  # The real serving modules' exports (`conftest.tiny_exports`), the classifier twice.
+        copy_export(tiny_exports["classifier"], str(root / "classifier"))
+    copy_export(tiny_exports["ner"], str(root / "ner"))
     data = tmp_path_factory.mktemp("data")
     write_ag_news_folder(data, topic_rows(8, seed=0), topic_rows(16, seed=1))
     os.makedirs(data / "conll2003")
