@@ -11,11 +11,15 @@ The run folders that the library's consumers read (report pictures,
 session by the real fit scripts on tiny data (`ner_run`, `classifier_run`), so
 that every consumer is tested on what its producer really writes.
 
-Tiers, as keras-hub's ``--run_large`` and HF's ``RUN_SLOW``: tests marked
-``large`` (a kill at every stage, multi-worker clusters, long real-data runs,
-a long junk load, fresh-process reloads another test already covers) are skipped
+Tiers, as keras-hub's ``--run_large`` and HF's ``RUN_SLOW``: `make test`
+keeps each pipeline end to end on tiny data, a short real-data run of each,
+one SIGKILL and resume, the export contract (each export kind reloaded in a
+fresh Python without tfnlp) and the documentation. Tests marked ``large`` (a
+kill at every stage, multi-worker and mirrored clusters, the longer real-data
+runs, option variants and second runs of whole pipelines, XLA compiles,
+benchmarks, fresh processes that repeat what another test checks) are skipped
 unless ``--run-large`` is given or ``TFNLP_RUN_LARGE=1`` is set; `make test`
-leaves them out, `make test-all` runs everything. Tests marked ``slow`` run in
+leaves them out, `make test-all` runs everything (CI does). Tests marked ``slow`` run in
 `make test` but not in `make test-fast` (everything that trains a pipeline).
 """
 
