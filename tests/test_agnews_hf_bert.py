@@ -371,6 +371,7 @@ def test_plot_attention_command_writes_a_png_grid(trained, tmp_path, capsys):
     assert "--text is required" in capsys.readouterr().err
 
 
+@pytest.mark.large  # The packaged MiniLM; make test plots the tiny run's attention.
 @pytest.mark.integration
 def test_attention_of_the_packaged_minilm(tmp_path):
     model, tokenizer = load_attention_model(None)

@@ -403,9 +403,13 @@ def test_export_serves_raw_text_in_a_fresh_process_without_tfnlp(hub_run, tmp_pa
     assert outputs["truncated"] == [False] * 5 + [True]
     np.testing.assert_allclose(outputs["sums"], 1.0, atol=1e-5)
     assert set(outputs["labels"]) <= set(CLASS_NAMES)
+
+
+@pytest.mark.large  # Another fresh TensorFlow process; the signature's inputs and outputs are checked above.
+def test_saved_model_cli_shows_the_exports_serving_signature(hub_run):
     cli = subprocess.run([os.path.join(os.path.dirname(sys.executable), "saved_model_cli"), "show", "--dir",
-                          metrics["export"]["path"], "--tag_set", "serve", "--signature_def", "serving_default"],
-                         capture_output=True, text=True, timeout=300)
+                          hub_run["metrics"]["export"]["path"], "--tag_set", "serve", "--signature_def",
+                          "serving_default"], capture_output=True, text=True, timeout=300)
     assert cli.returncode == 0, cli.stderr[-2000:]
     assert "inputs['text'] tensor_info" in cli.stdout and "dtype: DT_STRING" in cli.stdout
     for output in ("probabilities", "label_id", "label", "truncated"):

@@ -101,7 +101,7 @@ def test_metrics_json_names_the_weights_the_averaging_rule_kept(ner_run):
     assert metrics["last_weights"]["test"]["num_entities"] == metrics["test"]["num_entities"]
 
 
-@pytest.mark.slow
+@pytest.mark.large  # A second whole NER run; the shared run checks the rule's record, test_training_runtime the rule.
 def test_an_average_that_loses_on_validation_leaves_the_last_epochs_weights(data_root, tiny_bert, tmp_path):
     """Two snapshots, the first after one step (``--average-fraction 1``): their average is half-way back to the
     initial weights and tags worse than the trained model, so the last epoch's weights stay, as a classifier's

@@ -101,6 +101,7 @@ def test_group_entities_equals_hf_grouping(tiny_vocab_file, labels):
     assert total > 20  # The random labels form many groups, multi-token ones among them.
 
 
+@pytest.mark.large  # make test compares with HF's pipeline in the tiny NER run (hf_pipeline_parity).
 def test_predictor_equals_hf_pipeline(tiny, hf_pipeline):
     _, _, _, predictor = tiny
     expected = hf_pipeline_entities(hf_pipeline, TEXTS + BAD_TEXTS)

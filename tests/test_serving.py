@@ -80,6 +80,7 @@ def test_next_version_counts_only_integer_folders(tmp_path):
     assert next_version(str(tmp_path)) == 4
 
 
+@pytest.mark.large  # Three exports; make test's runs export versions 1 (test_agnews_*).
 def test_export_writes_the_next_free_version_in_tf_serving_layout(exported, module):
     base, path = exported
     assert path == os.path.join(base, "1")
@@ -201,7 +202,7 @@ def test_reload_smoke_check_compares_with_the_expected_probabilities(exported, m
 
 # Bad input.
 
-@pytest.mark.parametrize("kind", ["text_vectorization", "wordpiece"])
+@pytest.mark.parametrize("kind", [pytest.param("text_vectorization", marks=pytest.mark.large), "wordpiece"])
 def test_bad_input_gives_valid_probabilities_through_predict_and_the_signature(classifiers, kind, tmp_path):
     model = classifiers[kind]
     logits = model.predict(np.array(BAD_TEXTS, dtype=object), batch_size=4, verbose=0)
@@ -221,6 +222,7 @@ def test_bad_input_gives_valid_probabilities_through_predict_and_the_signature(c
     np.testing.assert_allclose(alone, together, atol=1e-5)
 
 
+@pytest.mark.large  # Trains, checkpoints and exports a model of its own.
 def test_export_leaves_out_the_optimizer_state_and_keeps_it_for_training(tmp_path):
     """A compiled, trained classifier (nested in a text model, as the fit scripts export it) is saved without
     its Adam moments; afterwards the optimizer is still attached, tracked and training goes on."""

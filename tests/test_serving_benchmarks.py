@@ -45,6 +45,7 @@ def test_latency_benchmark_reports_each_model_on_its_test_texts(saved_models, da
     assert len(json.loads(output.read_text())["results"]) == 2
 
 
+@pytest.mark.large  # A junk load (short here).
 def test_junk_load_reports_memory_per_interval_and_no_failures(saved_models, tmp_path, capsys):
     output = tmp_path / "junk.json"
     code = bench_junk_load.main([str(saved_models / "conll_ner"), "--requests", "21", "--report-every", "7",
@@ -57,6 +58,7 @@ def test_junk_load_reports_memory_per_interval_and_no_failures(saved_models, tmp
     assert "21 requests, 0 failed, 0 problems" in capsys.readouterr().out
 
 
+@pytest.mark.large  # A junk load (short here).
 def test_junk_load_stopped_by_sigterm_reports_the_texts_answered_so_far(saved_models, tmp_path, capsys,
                                                                         monkeypatch):
     junk = bench_junk_load.junk_texts

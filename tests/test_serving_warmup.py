@@ -204,6 +204,7 @@ def test_export_text_classifier_replays_the_warmup_requests_after_reloading(tmp_
         reload_smoke_check(path, ["stocks fell"])
 
 
+@pytest.mark.large  # A second export and the warmup_requests command on it.
 def test_keeping_one_signatures_warmup_requests_for_servers_without_text_ops(tmp_path, classifier, capsys):
     from pipelines import warmup_requests
 

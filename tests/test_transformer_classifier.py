@@ -310,8 +310,8 @@ def test_learned_token_embeddings_add_a_trainable_table_of_embedding_dim_width(v
 
 @pytest.mark.parametrize("options", [
     dict(freeze_pretrained_embeddings=True),
-    dict(freeze_pretrained_embeddings=False),
-    dict(freeze_pretrained_embeddings=True, learn_token_embeddings=True),
+    pytest.param(dict(freeze_pretrained_embeddings=False), marks=pytest.mark.large),  # Option variants.
+    pytest.param(dict(freeze_pretrained_embeddings=True, learn_token_embeddings=True), marks=pytest.mark.large),
 ], ids=["frozen", "trainable", "frozen_with_learned_tokens"])
 def test_frozen_pretrained_tables_stay_fixed_while_the_rest_trains(vectorizer, options):
     freeze = options["freeze_pretrained_embeddings"]
@@ -378,7 +378,7 @@ def test_pretrained_tables_of_the_wrong_shape_are_rejected(vectorizer, change, m
     ("keras", dict()),
     ("tf", dict()),
     ("keras", dict(freeze_pretrained_embeddings=False, learn_token_embeddings=True)),
-    ("tf", dict(pretrained_components=5, learn_token_embeddings=True)),
+    pytest.param("tf", dict(pretrained_components=5, learn_token_embeddings=True), marks=pytest.mark.large),
 ], ids=["keras", "tf", "keras_trainable_with_learned_tokens", "tf_principal_components"])
 def test_pretrained_model_saves_and_reloads_with_identical_outputs(vectorizer, tmp_path, save_format, options):
     model, _ = pretrained_classifier(vectorizer, **options)
@@ -452,6 +452,7 @@ def test_bad_pretrained_components_are_rejected(vectorizer, options, message):
         pretrained_classifier(vectorizer, **options)
 
 
+@pytest.mark.large  # An option variant (--pretrained-components).
 def test_principal_components_model_trains_and_keeps_its_table_fixed(vectorizer):
     model, _ = pretrained_classifier(vectorizer, pretrained_components=4, learn_token_embeddings=True)
     table = model.get_layer("pretrained_token_embedding").embeddings.numpy()
@@ -496,7 +497,7 @@ def test_ngram_bag_logits_do_not_change_when_the_batch_is_padded_longer(vectoriz
     assert np.abs(model(batch, training=False).numpy()[:1] - alone).max() <= 1e-5
 
 
-@pytest.mark.parametrize("save_format", ["keras", "tf"])
+@pytest.mark.parametrize("save_format", ["keras", pytest.param("tf", marks=pytest.mark.large)])  # SavedModel: large.
 def test_ngram_bag_model_saves_and_reloads_with_identical_outputs(vectorizer, tmp_path, save_format):
     model = tiny_classifier(vectorizer, ngram_buckets=50)
     path = str(tmp_path / ("classifier.keras" if save_format == "keras" else "classifier"))
