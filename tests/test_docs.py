@@ -310,6 +310,19 @@ def test_every_script_checks_its_command_line_in_one_function_the_command_check_
         assert message in str(info.value)
 
 
+def test_every_command_runs_through_cli_run():
+    """Each ``pipelines`` command ends with ``cli.run(main)``: one ``error:`` line and exit code 1 for user errors,
+    2 for argument errors, ``--debug``, ``--verbose`` / ``--quiet``, as the fit scripts."""
+    for name in pipeline_scripts():
+        with open(os.path.join(REPO, "pipelines", *name.split(".")) + ".py", encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        last = tree.body[-1]
+        assert isinstance(last, ast.If) and ast.unparse(last.test) == "__name__ == '__main__'" and \
+            [ast.unparse(statement) for statement in last.body] == ["cli.run(main)"], (
+            f"pipelines.{name} does not end with: if __name__ == '__main__': cli.run(main)")
+        assert "sys.exit" not in ast.unparse(tree), f"pipelines.{name} calls sys.exit (raise a tfnlp error instead)"
+
+
 def all_script_options(monkeypatch):
     """Every option of every ``pipelines`` script and ``tools/`` program with a ``main``."""
     import importlib
