@@ -4,7 +4,7 @@ import tfnlp  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
 
 import pytest
 
-from pipelines import bench_tokenization
+from pipelines.bench import tokenization as bench_tokenization
 
 
 @pytest.mark.integration

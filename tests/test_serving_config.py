@@ -1,4 +1,4 @@
-"""The model server's files as `python -m pipelines.serving_config` writes them, parsed as the server parses them.
+"""The model server's files as `python -m pipelines.serving.config` writes them, parsed as the server parses them.
 
 ``BatchingParameters`` and ``MonitoringConfig`` are not in the tensorflow-serving-api
 wheel; `tfnlp.serving.server_config` builds them from their fields, and the first
@@ -19,7 +19,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from conftest import TINY_VOCAB
 from helpers import topic_rows, write_ag_news_folder
-from pipelines import serving_config
+from pipelines.serving import config as serving_config
 from serving_modules import copy_export, export_tiny_classifier
 from tfnlp.serving import ServedModel, op_audit, server_config, throughput, warmup
 from tfnlp.serving.tf_2_12_core_ops import TF_2_12_CORE_OPS

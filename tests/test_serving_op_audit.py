@@ -11,7 +11,8 @@ from google.protobuf import text_format
 from tensorflow.python.framework import op_def_registry
 from tensorflow_serving.config import model_server_config_pb2
 
-from pipelines import audit_ops, bench_junk_load, serving_config
+from pipelines.bench import junk_load as bench_junk_load
+from pipelines.serving import audit_ops, config as serving_config
 from serving_modules import PyFunctionModule, copy_export
 from tfnlp.serving import ServedModel, export_saved_model
 from tfnlp.serving import op_audit
@@ -158,6 +159,7 @@ def test_serving_config_has_one_entry_per_model_folder(saved_models, capsys, tmp
     assert [entry.base_path for entry in config.model_config_list.config] == [
         "/models/classifier", "/models/ner", "/models/python"]
     assert all(entry.model_version_policy.HasField("all") for entry in config.model_config_list.config)
+    capsys.readouterr()
     with pytest.raises(SystemExit) as info:
         cli.run(serving_config.main, ["--saved-models-dir", str(tmp_path)])
     assert info.value.code == 1 and capsys.readouterr().err == (

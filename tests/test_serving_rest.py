@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
-from pipelines import predict
+from pipelines.serving import predict
 from serving_modules import CLASS_NAMES, IDS_INPUTS, MAX_LENGTH, copy_export
 from tfnlp.serving import ServedModel, rest, warmup
 from tfnlp.serving.served_model import CLASSIFIER, NER, signature_kind

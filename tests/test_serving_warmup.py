@@ -206,7 +206,7 @@ def test_export_text_classifier_replays_the_warmup_requests_after_reloading(tmp_
 
 
 def test_keeping_one_signatures_warmup_requests_for_servers_without_text_ops(tmp_path, classifier, capsys):
-    from pipelines import warmup_requests
+    from pipelines.serving import warmup_requests
 
     path = export_saved_model(classifier, str(tmp_path / "hf"), classifier.signatures())
     assert [line.split(":")[1].strip() for line in warmup_requests.main([path])] == \

@@ -1,6 +1,6 @@
 """Training speed: the lesson notebook's Transformer vs this package's defaults, on the same AG News data.
 
-    python -m pipelines.bench_agnews_transformer --data-dir ../shared/data
+    python -m pipelines.bench.agnews_transformer --data-dir ../shared/data
 
 The lesson's model is rebuilt here exactly as its notebook writes it (keras.io
 layers without get_config or masking, TextVectorization(20,000) inside the

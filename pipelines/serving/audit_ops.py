@@ -1,7 +1,7 @@
 """List every op an export uses and check that TF Serving's model server has each one.
 
-    python -m pipelines.audit_ops saved_models/agnews_transformer             # newest version
-    python -m pipelines.audit_ops saved_models/conll_ner/2 saved_models/agnews_hf_bert --json
+    python -m pipelines.serving.audit_ops saved_models/agnews_transformer             # newest version
+    python -m pipelines.serving.audit_ops saved_models/conll_ner/2 saved_models/agnews_hf_bert --json
 
 Each op of the SavedModel's graph and of every function in its library is
 classed as core TensorFlow, tensorflow-text's ops_lib (linked by the model

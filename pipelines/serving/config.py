@@ -1,8 +1,8 @@
 """Write everything TF Serving needs to serve saved_models/: models, batching, monitoring, and the command lines.
 
-    python -m pipelines.serving_config --measure                 # measure each export's batch throughput here
-    python -m pipelines.serving_config                           # reuse those measurements (or the defaults)
-    python -m pipelines.serving_config --base-path /models       # paths as the tensorflow/serving container sees them
+    python -m pipelines.serving.config --measure                 # measure each export's batch throughput here
+    python -m pipelines.serving.config                           # reuse those measurements (or the defaults)
+    python -m pipelines.serving.config --base-path /models       # paths as the tensorflow/serving container sees them
 
 A model folder is a sub-folder holding at least one numbered version with a
 saved_model.pb (TF Serving's layout: saved_models/<model>/<version>/). Written
@@ -115,7 +115,7 @@ def batch_settings(record, args):
 
     if record is None:
         return DEFAULT_BATCH_SIZES, DEFAULT_MAX_ENQUEUED_BATCHES, [
-            "No throughput measured for this version (python -m pipelines.serving_config --measure): "
+            "No throughput measured for this version (python -m pipelines.serving.config --measure): "
             f"the defaults, batch sizes {', '.join(map(str, DEFAULT_BATCH_SIZES))} (the MiniLM exports' choice on "
             f"a 2-core machine), max_enqueued_batches {DEFAULT_MAX_ENQUEUED_BATCHES}."]
     curve = record["curve"]
@@ -139,7 +139,7 @@ def batch_settings(record, args):
 
 def per_model_comments(name, version, sizes, lines, ids_signatures):
     comments = [f"TF Serving batching parameters of {name} version {version} (--enable_batching "
-                "--enable_per_model_batching_parameters), written by python -m pipelines.serving_config.", *lines,
+                "--enable_per_model_batching_parameters), written by python -m pipelines.serving.config.", *lines,
                 f"A request of more than {sizes[-1]} texts is refused (\"Task size ... is larger than maximum input "
                 "batch size\"): send at most that many.",
                 "A batch is padded to the next allowed size by repeating one of its texts.",
@@ -251,7 +251,7 @@ def write_files(args):
             smallest["allowed_batch_sizes"], max_enqueued_batches=smallest["max_enqueued_batches"],
             num_batch_threads=args.num_threads, thread_pool_name=server_config.THREAD_POOL_NAME),
         ["TF Serving batching parameters for every model (--enable_batching --batching_parameters_file), written "
-         "by python -m pipelines.serving_config.",
+         "by python -m pipelines.serving.config.",
          f"num_batch_threads {args.num_threads}: one thread per core, shared by all models.",
          "With --enable_per_model_batching_parameters only the thread pool is read from here; each version's "
          "batching_params.pbtxt gives the rest.",
@@ -278,7 +278,7 @@ def write_files(args):
     commands = (
         "".join(f"# {warning}\n" for warning in warnings)
         + f"# The oldest TF Serving release that runs every served export and flag: {release} "
-        f"(set by {'; '.join(release_reasons)}; python -m pipelines.audit_ops).\n"
+        f"(set by {'; '.join(release_reasons)}; python -m pipelines.serving.audit_ops).\n"
         f"# The files are read at {server_folder}/; the docker container mounts {os.path.abspath(root)} there.\n"
         f"# {args.num_threads} cores: --cpus for docker, TensorFlow's thread pools and the batch threads.\n\n"
         + server_config.model_server_command(flags) + "\n\n"

@@ -1,6 +1,6 @@
 """Compare finished runs: a Markdown table of their metrics, and one picture of their curves.
 
-    python -m pipelines.compare runs/agnews_transformer runs/agnews_hf_bert --out comparison.png
+    python -m pipelines.reports.compare runs/agnews_transformer runs/agnews_hf_bert --out comparison.png
 
 Each run folder is a fit script's --output-dir (its metrics.json and history.csv);
 for a two-stage run (frozen, then fine-tuning) the last stage that ran is

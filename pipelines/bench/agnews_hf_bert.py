@@ -1,6 +1,6 @@
 """Training speed of TFBertForSequenceClassification: the lesson's input path vs this package's, same model.
 
-    python -m pipelines.bench_agnews_hf_bert --data-dir ../shared/data
+    python -m pipelines.bench.agnews_hf_bert --data-dir ../shared/data
 
 Both sides train the same HF model (the packaged all-MiniLM-L6-v2, or
 --pretrained) from the same initial weights on the same AG News texts, with the

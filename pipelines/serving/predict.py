@@ -1,9 +1,9 @@
 """Predict with an exported model, as TF Serving would: texts in, one JSON line per text out.
 
-    python -m pipelines.predict --model saved_models/agnews_transformer "Stocks rallied on Wall Street."
-    python -m pipelines.predict --model saved_models/conll_ner/3 --file sentences.txt
-    cat texts.txt | python -m pipelines.predict --model saved_models/agnews_hf_bert
-    python -m pipelines.predict --model saved_models/agnews_hf_bert --request body.json
+    python -m pipelines.serving.predict --model saved_models/agnews_transformer "Stocks rallied on Wall Street."
+    python -m pipelines.serving.predict --model saved_models/conll_ner/3 --file sentences.txt
+    cat texts.txt | python -m pipelines.serving.predict --model saved_models/agnews_hf_bert
+    python -m pipelines.serving.predict --model saved_models/agnews_hf_bert --request body.json
 
 The newest version of saved_models/<name> is loaded unless a version folder
 (or --version) is given. Texts come from the command line, else --file (one

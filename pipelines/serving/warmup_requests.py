@@ -1,7 +1,7 @@
 """Show an export's TF Serving warm-up requests, or keep only some signatures' requests.
 
-    python -m pipelines.warmup_requests saved_models/agnews_hf_bert                      # list them
-    python -m pipelines.warmup_requests saved_models/agnews_hf_bert --keep serving_ids   # older servers
+    python -m pipelines.serving.warmup_requests saved_models/agnews_hf_bert                      # list them
+    python -m pipelines.serving.warmup_requests saved_models/agnews_hf_bert --keep serving_ids   # older servers
 
 Every export carries assets.extra/tf_serving_warmup_requests, replayed by TF
 Serving before it serves the version; a request that fails makes the load

@@ -1,7 +1,7 @@
 """Serving latency of exports, through their loaded signatures as the model server runs them.
 
-    python -m pipelines.bench_serving saved_models/agnews_transformer saved_models/agnews_hub_bert
-    python -m pipelines.bench_serving saved_models/conll_ner --requests 500 --output bench.json
+    python -m pipelines.bench.serving saved_models/agnews_transformer saved_models/agnews_hub_bert
+    python -m pipelines.bench.serving saved_models/conll_ner --requests 500 --output bench.json
 
 For each export (newest version of saved_models/<name>, or a version folder):
 load it with tf.saved_model.load, replay its warm-up requests (as TF Serving
@@ -25,7 +25,7 @@ text ("stocks " repeated: one word piece each, far more than any export
 reads), one text of 254 pieces (one NER window of 256 tokens), each timed 3
 times (the median), and one batch of the worst text at the version's largest
 allowed batch size (its batching_params.pbtxt, written by
-pipelines.serving_config; else --batch-size).
+pipelines.serving.config; else --batch-size).
 """
 
 import dataclasses

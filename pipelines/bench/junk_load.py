@@ -1,7 +1,7 @@
 """Junk load on an export: many requests of junk text through its signature, checking outputs and memory.
 
-    python -m pipelines.bench_junk_load saved_models/agnews_transformer
-    MALLOC_ARENA_MAX=2 python -m pipelines.bench_junk_load saved_models/conll_ner --requests 30000 --malloc-trim
+    python -m pipelines.bench.junk_load saved_models/agnews_transformer
+    MALLOC_ARENA_MAX=2 python -m pipelines.bench.junk_load saved_models/conll_ner --requests 30000 --malloc-trim
 
 Sends --requests single-text requests (default 10,000) to serving_default,
 cycling through kinds of junk: empty strings, 100,000-character texts, random

@@ -16,7 +16,7 @@ timed passes; the table shows the best pass. The last line states the
 in-graph throughput and its speed-up over the ``tf.py_function`` path.
 
 Usage:
-    python -m pipelines.bench_tokenization --data-dir ../shared/data
+    python -m pipelines.bench.tokenization --data-dir ../shared/data
 """
 
 import dataclasses
