@@ -75,7 +75,7 @@ test-fast: setup  ## Unit tests only: no pipeline runs, no real data, no large t
 	$(PY) -m pytest -q -n 2 --dist worksteal -m "not integration and not slow and not large"
 
 bench: setup  ## Tokenization benchmark on the AG News test texts.
-	$(PY) -m pipelines.bench_tokenization
+	$(PY) -m pipelines.bench.tokenization
 
 # Needs only a Python 3 to start (not .venv): it builds its own Colab-like Python 3.13 environment, cached
 # outside the repository (tools/colab_rehearsal.py says how).

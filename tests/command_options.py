@@ -22,7 +22,7 @@ import pytest
 
 # Shell words that end a command's arguments.
 SHELL_OPERATORS = {"|", "||", "&&", ";", ">", ">>", "<", "2>", "2>&1", "&"}
-PIPELINE_COMMAND = re.compile(r"python3?\s+-m\s+pipelines\.(\w+)")
+PIPELINE_COMMAND = re.compile(r"python3?\s+-m\s+pipelines\.(\w+(?:\.\w+)*)")
 
 
 class _Parsed(Exception):
@@ -34,7 +34,8 @@ class _Parsed(Exception):
 
 
 def pipeline_commands(text):
-    """``(module name, argv)`` for each ``python -m pipelines.<name> ...`` in ``text`` (shell lines).
+    """``(module name, argv)`` for each ``python -m pipelines.<name> ...`` in ``text`` (shell lines); a
+    command in a sub-package (``pipelines.serving.predict``) is named ``serving.predict``.
 
     Backslash-continued lines are joined; ``!`` (notebook shell escape) and
     environment assignments in front are ignored (`pipeline_commands_with_env`

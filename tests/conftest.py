@@ -7,7 +7,7 @@ Integration tests read the real data from ``TFNLP_DATA_DIR``, else from
 skipped (reported as skipped, never as passed) when there is neither.
 
 The run folders that the library's consumers read (report pictures,
-``pipelines.compare``, ``pipelines.predict``, the exports) are made once per
+``pipelines.reports.compare``, ``pipelines.serving.predict``, the exports) are made once per
 session by the real fit scripts on tiny data (`ner_run`, `classifier_run`), so
 that every consumer is tested on what its producer really writes.
 

@@ -1,6 +1,6 @@
 """Tiny exports for the serving tests: the real serving modules and export functions, around toy models.
 
-The serving code (REST and gRPC conversion, ``pipelines.predict``, warm-up
+The serving code (REST and gRPC conversion, ``pipelines.serving.predict``, warm-up
 replay, the op audit, the serving benchmarks) is tested on what the fit
 scripts export, so every export here is made by the library's own serving
 module and export function; only the model inside is a toy:

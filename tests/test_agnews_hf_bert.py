@@ -20,8 +20,8 @@ import tensorflow as tf
 from conftest import run_hf_bert as run_pipeline
 from helpers import AG_NEWS_CLASS_NAMES as CLASS_NAMES, run_fresh_python
 from pipelines import agnews_hf_bert as pipeline
-from pipelines import bench_agnews_hf_bert as bench
-from pipelines import plot_attention as plot_script
+from pipelines.bench import agnews_hf_bert as bench
+from pipelines.reports import plot_attention as plot_script
 from tfnlp import pretrained
 from tfnlp.data import load_ag_news
 from tfnlp.models.attention_maps import attention_maps, load_attention_model, resolve_attention_folder
@@ -232,8 +232,8 @@ def test_save_pretrained_folder_reloads_with_from_pretrained_and_predicts_the_sa
 
 
 def test_compare_summarizes_the_two_stage_run_by_its_last_stage(trained, tmp_path, capsys):
-    """`pipelines.compare` on the run's folder: the fine-tuning stage's figures and curves, as the run wrote them."""
-    from pipelines import compare
+    """`pipelines.reports.compare` on the run's folder: the fine-tuning stage's figures and curves, as the run wrote them."""
+    from pipelines.reports import compare
     from tfnlp.plots import read_plot_data
     from tfnlp.training.report import read_history, summarize_run
 
@@ -260,8 +260,8 @@ def test_compare_summarizes_the_two_stage_run_by_its_last_stage(trained, tmp_pat
 
 
 def test_predict_rest_and_warmup_on_the_export(trained, capsys):
-    """The export's consumers: ``pipelines.predict`` and the REST conversion on both signatures, the warm-up file."""
-    from pipelines import predict
+    """The export's consumers: ``pipelines.serving.predict`` and the REST conversion on both signatures, the warm-up file."""
+    from pipelines.serving import predict
     from tfnlp.serving import ServedModel, rest, warmup
     from tfnlp.serving.export import SMOKE_TEXTS
 

@@ -10,7 +10,7 @@ import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 
 import pytest
 
-from pipelines import bench_agnews_transformer as bench
+from pipelines.bench import agnews_transformer as bench
 from tfnlp.models import SentenceEmbeddingDistiller
 from tfnlp.training import runtime
 

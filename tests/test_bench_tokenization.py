@@ -4,7 +4,7 @@ import tfnlp  # noqa: F401  (selects Keras 2 before TensorFlow is imported)
 
 import pytest
 
-from pipelines import bench_tokenization
+from pipelines.bench import tokenization as bench_tokenization
 
 
 @pytest.mark.integration
@@ -23,6 +23,6 @@ def test_benchmark_prints_a_table_and_the_two_figures_last(tmp_path, capsys):
 
 
 def test_arguments_are_validated(capsys):
-    with pytest.raises(SystemExit):
-        bench_tokenization.parse_args(["--data-dir", "x", "--batch-size", "0"])
-    assert "--batch-size must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        bench_tokenization.main(["--data-dir", "x", "--batch-size", "0"])
+    assert info.value.code == 2 and capsys.readouterr().err == "error: --batch-size must be >= 1 (see --help)\n"

@@ -1,6 +1,7 @@
 """What every fit script shares as a command (tfnlp.training.cli and tfnlp._native_logs): one-line errors
 and exit codes, --debug, quiet framework logs, --quiet / --verbose, progress lines."""
 
+import dataclasses
 import logging
 import os
 import subprocess
@@ -16,7 +17,7 @@ from absl import logging as absl_logging
 from tfnlp._keras import KerasVersionError
 from tfnlp.data import DataFormatError, DataSourceUnavailableError
 from tfnlp.errors import ConfigurationError
-from tfnlp.training import cli
+from tfnlp.training import cli, field, parse_arguments
 from tfnlp.utils.progress import Progress
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -74,6 +75,72 @@ def test_ctrl_c_is_one_line_saying_how_to_resume(capsys):
 
 def test_run_passes_the_arguments_and_returns_what_main_returns():
     assert cli.run(lambda argv: {"argv": argv}, argv=["--output-dir", "x"]) == {"argv": ["--output-dir", "x"]}
+
+
+def test_a_command_that_returns_an_int_exits_with_it_unless_it_is_0():
+    assert cli.run(lambda argv: 0, argv=[]) == 0
+    assert cli.run(lambda argv: True, argv=[]) is True  # A bool is a result, not a status.
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(lambda argv: 130, argv=[])
+    assert exit_info.value.code == 130
+
+
+def test_user_errors_turns_a_library_check_into_one_line(capsys):
+    def main(argv):
+        with cli.user_errors(ValueError):
+            raise ValueError("saved_models/m/1: no request\nfor serving_x")
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(main, argv=[])
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err == "error: saved_models/m/1: no request for serving_x\n"
+    with pytest.raises(ConfigurationError) as info:  # --debug: the traceback, with the library's error as its cause.
+        cli.run(main, argv=["--debug"])
+    assert isinstance(info.value.__cause__, ValueError)
+    with pytest.raises(DataFormatError):  # Errors already the user's pass unchanged; other types are not touched.
+        with cli.user_errors(ValueError):
+            raise DataFormatError("x.csv", 1, "bad")
+    with pytest.raises(KeyError):
+        with cli.user_errors(ValueError):
+            raise KeyError("a bug")
+
+
+# Arguments of the commands that are not fit scripts: positional and repeated values, from dataclass fields.
+
+@dataclasses.dataclass
+class ToolArguments:
+    """A tool's arguments."""
+
+    models: tuple[str, ...] = field((), "Model folders.", nargs="+", positional=True)
+    keep: tuple[str, ...] = field((), "Signatures to keep.", nargs="+")
+    json: bool = field(False, "JSON output.")
+
+
+def test_positional_and_repeated_arguments_come_from_dataclass_fields(tmp_path, capsys):
+    assert parse_arguments("demo", ToolArguments, argv=["a", "b", "--keep", "x", "y", "--json"]) == (
+        ToolArguments(models=("a", "b"), keep=("x", "y"), json=True),)
+    assert parse_arguments("demo", ToolArguments, argv=["a"]) == (ToolArguments(models=("a",)),)
+    args_file = tmp_path / "args.json"
+    args_file.write_text('{"keep": ["serving_ids"]}')
+    assert parse_arguments("demo", ToolArguments, argv=["a", "--args-file", str(args_file)])[0].keep == ("serving_ids",)
+    for argv, message in [([], "error: the following arguments are required: models (see --help)\n"),
+                          (["a", "--keep"], "error: argument --keep: expected at least one argument (see --help)\n")]:
+        with pytest.raises(SystemExit) as exit_info:
+            parse_arguments("demo", ToolArguments, argv=argv)
+        assert exit_info.value.code == 2 and capsys.readouterr().err == message
+    args_file.write_text('{"keep": "serving_ids"}')
+    with pytest.raises(SystemExit):
+        parse_arguments("demo", ToolArguments, argv=["a", "--args-file", str(args_file)])
+    assert "--keep must be a list of str, found 'serving_ids'" in capsys.readouterr().err
+
+
+def test_a_field_with_nargs_must_be_a_tuple():
+    @dataclasses.dataclass
+    class Wrong:
+        models: str = field("", "Model folders.", nargs="+")
+
+    with pytest.raises(TypeError, match="a field with nargs is a tuple"):
+        parse_arguments("demo", Wrong, argv=["a"])
 
 
 # Output levels.

@@ -273,7 +273,7 @@ def shell_text(text):
 def test_every_pipeline_command_in_the_documents_passes_the_scripts_own_checks(command_parser):
     commands = [command for text in read_documents().values() for command in pipeline_commands_with_env(shell_text(text))]
     names = {name for name, _, _ in commands}
-    assert {"agnews_transformer", "agnews_hub_bert", "predict", "serving_config"} <= names, names
+    assert {"agnews_transformer", "agnews_hub_bert", "serving.predict", "serving.config"} <= names, names
     assert any("TF_CONFIG" in env for _, _, env in commands)  # The multi-worker commands, each with its cluster.
     for name, argv, env in commands:
         if not argv:  # A script named in prose or a table (some need arguments): it must exist.
@@ -285,12 +285,18 @@ def test_every_pipeline_command_in_the_documents_passes_the_scripts_own_checks(c
 
 
 def pipeline_scripts():
-    """The names of the ``pipelines`` modules that are commands (have a ``main``)."""
+    """The names of the ``pipelines`` modules that are commands (have a ``main``), relative to ``pipelines``: the fit
+    scripts (``agnews_transformer``) and the commands of its sub-packages (``serving.predict``)."""
     import importlib
 
-    return [file[:-3] for file in sorted(os.listdir(os.path.join(REPO, "pipelines")))
-            if file.endswith(".py") and not file.startswith("_")
-            and hasattr(importlib.import_module(f"pipelines.{file[:-3]}"), "main")]
+    root = os.path.join(REPO, "pipelines")
+    names = []
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = sorted(d for d in subfolders if os.path.isfile(os.path.join(folder, d, "__init__.py")))
+        prefix = os.path.relpath(folder, root).replace(os.sep, ".").lstrip(".")
+        names += [f"{prefix}.{file[:-3]}" if prefix else file[:-3] for file in sorted(files)
+                  if file.endswith(".py") and not file.startswith("_")]
+    return [name for name in sorted(names) if hasattr(importlib.import_module(f"pipelines.{name}"), "main")]
 
 
 def test_every_script_checks_its_command_line_in_one_function_the_command_check_runs(command_parser):
@@ -302,12 +308,25 @@ def test_every_script_checks_its_command_line_in_one_function_the_command_check_
     for name, argv, message in [
             ("conll_ner", ["--max-length", "2"], "--max-length must be at least 3"),
             ("agnews_hf_bert", ["--skip-frozen-stage", "--skip-fine-tuning"], "leave nothing to train"),
-            ("predict", ["--model", "m", "--batch-size", "0", "x"], "--batch-size must be at least 1"),
-            ("bench_agnews_hf_bert", ["--epochs", "0"], "--epochs and --warmup-steps must be at least 1"),
-            ("bench_agnews_transformer", ["--", "--epochs", "0"], "--epochs and --batch-size must be at least 1")]:
+            ("serving.predict", ["--model", "m", "--batch-size", "0", "x"], "--batch-size must be at least 1"),
+            ("bench.agnews_hf_bert", ["--epochs", "0"], "--epochs and --warmup-steps must be at least 1"),
+            ("bench.agnews_transformer", ["--", "--epochs", "0"], "--epochs and --batch-size must be at least 1")]:
         with pytest.raises(AssertionError, match="the script rejects it") as info:
             command_parser(name, argv)
         assert message in str(info.value)
+
+
+def test_every_command_runs_through_cli_run():
+    """Each ``pipelines`` command ends with ``cli.run(main)``: one ``error:`` line and exit code 1 for user errors,
+    2 for argument errors, ``--debug``, ``--verbose`` / ``--quiet``, as the fit scripts."""
+    for name in pipeline_scripts():
+        with open(os.path.join(REPO, "pipelines", *name.split(".")) + ".py", encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        last = tree.body[-1]
+        assert isinstance(last, ast.If) and ast.unparse(last.test) == "__name__ == '__main__'" and \
+            [ast.unparse(statement) for statement in last.body] == ["cli.run(main)"], (
+            f"pipelines.{name} does not end with: if __name__ == '__main__': cli.run(main)")
+        assert "sys.exit" not in ast.unparse(tree), f"pipelines.{name} calls sys.exit (raise a tfnlp error instead)"
 
 
 def all_script_options(monkeypatch):
@@ -316,10 +335,8 @@ def all_script_options(monkeypatch):
     import importlib.util
 
     options = set()
-    for file in sorted(os.listdir(os.path.join(REPO, "pipelines"))):
-        if file.endswith(".py") and not file.startswith("_") and hasattr(
-                importlib.import_module(f"pipelines.{file[:-3]}"), "main"):
-            options |= script_options(file[:-3], monkeypatch)
+    for name in pipeline_scripts():
+        options |= script_options(name, monkeypatch)
     for file in sorted(os.listdir(os.path.join(REPO, "tools"))):
         if file.endswith(".py"):
             spec = importlib.util.spec_from_file_location(f"tools_{file[:-3]}", os.path.join(REPO, "tools", file))

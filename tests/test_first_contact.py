@@ -189,6 +189,14 @@ def test_tf_hub_script_rejects_arguments_that_cannot_work_when_parsing(tmp_path,
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.large  # A fresh process; in make test, cli.run(predict.main) runs in-process (test_serving_rest.py).
+def test_a_serving_tool_ends_as_a_fit_script_does_one_line_and_exit_code_1(tmp_path):
+    result = run_script("pipelines.serving.predict", "--model", tmp_path / "missing", "a text", env=script_env(tmp_path),
+                        cwd=tmp_path)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == f"error: {tmp_path / 'missing'}: no such folder\n"
+
+
 # 3. Quiet, useful terminal output.
 
 @pytest.mark.large  # A whole fit run in a fresh process, to read its terminal output.

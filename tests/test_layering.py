@@ -1,4 +1,5 @@
-"""tfnlp's imports go one way (`tfnlp._layering.PACKAGE_ORDER`) and no modules import each other in a circle.
+"""tfnlp's imports go one way (`tfnlp._layering.PACKAGE_ORDER`) and no modules import each other in a circle;
+in ``pipelines``, no module imports a fit script (benchmarks, serving tools and reports import the library).
 
 The modules are read with `ast`, not imported (no TensorFlow, a fraction of a
 second): every ``import x`` and ``from x import y``, absolute or relative, at
@@ -17,6 +18,7 @@ from tfnlp._layering import PACKAGE_ORDER
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE_DIR = os.path.join(REPO, "tfnlp")
+PIPELINES_DIR = os.path.join(REPO, "pipelines")
 NEVER_IMPORTED = ("pipelines", "tests")  # Above the library: scripts and tests import it, never the reverse.
 
 
@@ -231,3 +233,41 @@ def test_from_package_import_name_is_the_package_unless_name_is_a_module(tmp_pat
     assert edges["pkg"] == [("pkg.mod", 1)]
     assert edges["pkg.sub"] == [("pkg.sub.deep", 1)]
     assert sorted(edges["pkg.sub.deep"]) == [("pkg.mod", 2), ("pkg.mod", 3), ("pkg.sub", 4)]
+
+
+# pipelines: the fit scripts are the modules directly in pipelines/; its sub-packages (bench/, serving/, reports/)
+# hold the other commands. Nothing imports a fit script: what two commands share belongs in the library.
+
+def fit_script_imports(pipelines_dir):
+    """One line per import of a fit script (a module directly in ``pipelines_dir``) by any module of the package,
+    naming file and line."""
+    modules, edges = import_graph(pipelines_dir)
+    scripts = {name for name, path in modules.items()
+               if name.count(".") == 1 and os.path.dirname(path) == os.path.abspath(pipelines_dir)}
+    root = os.path.dirname(os.path.abspath(pipelines_dir))
+    return [f"{os.path.relpath(modules[module], root)}:{line}: {module} imports the fit script {target}"
+            for module, targets in sorted(edges.items()) for target, line in targets if target in scripts]
+
+
+def test_no_pipelines_module_imports_a_fit_script():
+    modules = package_modules(PIPELINES_DIR)
+    assert {"pipelines.agnews_transformer", "pipelines.bench.agnews_transformer", "pipelines.serving.predict",
+            "pipelines.reports.compare"} <= set(modules)
+    problems = fit_script_imports(PIPELINES_DIR)
+    assert not problems, "pipelines modules importing a fit script (import the library instead):\n" + "\n".join(
+        problems)
+
+
+def test_the_fit_script_check_names_each_import_of_one(tmp_path):
+    write_package(tmp_path, {
+        "pipelines/__init__.py": "",
+        "pipelines/fit.py": "from tfnlp.tasks import recipe\n",
+        "pipelines/other_fit.py": "def main():\n    from pipelines.fit import main as fit_main\n",
+        "pipelines/bench/__init__.py": "",
+        "pipelines/bench/speed.py": "from pipelines import fit\nfrom pipelines.bench import helper\n",
+        "pipelines/bench/helper.py": "import pipelines.fit as recipe\n",
+    })
+    assert fit_script_imports(str(tmp_path / "pipelines")) == [
+        "pipelines/bench/helper.py:1: pipelines.bench.helper imports the fit script pipelines.fit",
+        "pipelines/bench/speed.py:1: pipelines.bench.speed imports the fit script pipelines.fit",
+        "pipelines/other_fit.py:2: pipelines.other_fit imports the fit script pipelines.fit"]

@@ -3,7 +3,7 @@
 Every run passes its sizes through ``main(argv=[...])``: the script's defaults
 are the real training configuration and are never relied on here. The shared
 tiny run (`conftest.ner_run`) is also what the run's consumers are tested on:
-its report pictures, ``pipelines.compare``, ``pipelines.predict``, the REST
+its report pictures, ``pipelines.reports.compare``, ``pipelines.serving.predict``, the REST
 conversion and the warm-up file of its export. The casing
 variant of a whole run and the longer real-data run are in the large tier
 (`make test-all`); the casing export itself is tested in test_ner_serving.py.
@@ -21,7 +21,8 @@ import pytest
 import tensorflow as tf
 
 from helpers import run_fresh_python, write_conll_folder
-from pipelines import compare, predict
+from pipelines.reports import compare
+from pipelines.serving import predict
 from pipelines import conll_ner as pipeline
 from tfnlp.plots import entity_scores as entity_scores_module
 from tfnlp.plots import read_plot_data
@@ -283,7 +284,7 @@ def check_real_data_run(metrics, eval_sentences):
 
 def check_report_against_metrics(run_dir, metrics, data_dir, eval_sentences):
     """The run folder's report states the run's figures: metrics.json holds what ``main`` returned, each type's
-    support is its number of entities in the data files, entity_scores.png and ``pipelines.compare`` show them."""
+    support is its number of entities in the data files, entity_scores.png and ``pipelines.reports.compare`` show them."""
     with open(run_dir / "metrics.json", encoding="utf-8") as f:
         written = json.load(f)
     drawn = read_plot_data(str(run_dir / "entity_scores.png"))
@@ -324,7 +325,7 @@ def test_real_data_minilm_run_matches_the_hf_pipeline_and_reports_its_figures(da
     Accuracy is not asserted here (600 sentences, one epoch: 75 steps, enough to tag some entities); the
     full run's figures are in docs/results.md. What the run reports is: metrics.json holds the figures ``main``
     returned, each type's support is its number of entities in the data files, the report picture and
-    ``pipelines.compare`` show metrics.json's figures.
+    ``pipelines.reports.compare`` show metrics.json's figures.
     """
     run_dir = tmp_path / "run"
     metrics = pipeline.main(["--data-dir", data_dir, "--output-dir", str(run_dir),

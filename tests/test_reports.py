@@ -1,4 +1,4 @@
-"""Run reports: the PNGs every fit run writes beside metrics.json, their numbers, and `pipelines.compare`.
+"""Run reports: the PNGs every fit run writes beside metrics.json, their numbers, and `pipelines.reports.compare`.
 
 A tiny custom-Transformer run (`conftest.classifier_run`: pipelines.agnews_transformer
 on tiny fixture data) and a tiny frozen-encoder stage
@@ -7,7 +7,7 @@ classifier scripts) must leave ``curves.png`` and ``confusion_matrix.png``
 beside their metrics.json, the confusion matrix holding metrics.json's counts;
 NER figures (`tfnlp.training.ner_metrics.entity_report`) give
 ``entity_scores.png``. The NER run's own report and its row in
-``pipelines.compare`` are tested on the tiny NER run in test_ner_pipeline.py,
+``pipelines.reports.compare`` are tested on the tiny NER run in test_ner_pipeline.py,
 a two-stage run's in test_agnews_hf_bert.py.
 """
 
@@ -25,7 +25,7 @@ import tensorflow as tf
 import tf_keras
 
 from helpers import AG_NEWS_CLASS_NAMES as CLASS_NAMES
-from pipelines import compare
+from pipelines.reports import compare
 from tfnlp.plots import confusion as confusion_module, read_plot_data
 from tfnlp.plots.confusion import plot_confusion_matrix
 from tfnlp.training import Runtime, RuntimeArguments
@@ -206,8 +206,8 @@ def test_summarize_run_rejects_figures_no_fit_script_writes(tmp_path):
 
 
 def test_predict_and_rest_serve_the_runs_export_as_the_run_checked_it(classifier_run, capsys):
-    """`pipelines.predict` and the REST conversion on the tiny run's export (pipelines.agnews_transformer)."""
-    from pipelines import predict
+    """`pipelines.serving.predict` and the REST conversion on the tiny run's export (pipelines.agnews_transformer)."""
+    from pipelines.serving import predict
     from tfnlp.serving import SMOKE_TEXTS, ServedModel, rest
 
     assert predict.main(["--model", os.path.dirname(classifier_run["export"]), *SMOKE_TEXTS]) == 0

@@ -8,7 +8,7 @@ import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 
 import pytest
 
-from pipelines import bench_junk_load, bench_serving
+from pipelines.bench import junk_load as bench_junk_load, serving as bench_serving
 from serving_modules import copy_export
 from tfnlp.serving import server_config
 

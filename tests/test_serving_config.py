@@ -1,4 +1,4 @@
-"""The model server's files as `python -m pipelines.serving_config` writes them, parsed as the server parses them.
+"""The model server's files as `python -m pipelines.serving.config` writes them, parsed as the server parses them.
 
 ``BatchingParameters`` and ``MonitoringConfig`` are not in the tensorflow-serving-api
 wheel; `tfnlp.serving.server_config` builds them from their fields, and the first
@@ -19,10 +19,11 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from conftest import TINY_VOCAB
 from helpers import topic_rows, write_ag_news_folder
-from pipelines import serving_config
+from pipelines.serving import config as serving_config
 from serving_modules import copy_export, export_tiny_classifier
 from tfnlp.serving import ServedModel, op_audit, server_config, throughput, warmup
 from tfnlp.serving.tf_2_12_core_ops import TF_2_12_CORE_OPS
+from tfnlp.training import cli
 
 FD = descriptor.FieldDescriptor
 # name: (number, repeated, type, message type), as in the TF Serving 2.12.0 .proto files.
@@ -241,8 +242,12 @@ def test_a_rerun_reuses_the_curves_and_without_them_takes_the_defaults(deploymen
         params = server_config.parse_text(text, "BatchingParameters")
         assert params.max_enqueued_batches.value == serving_config.DEFAULT_MAX_ENQUEUED_BATCHES
     assert f"-v {copy}:{copy} " in (copy / serving_config.COMMANDS_FILE).read_text()  # Local paths by default.
-    with pytest.raises(SystemExit, match="serving_config: error: "):
-        serving_config.main(["--saved-models-dir", str(copy), "--measure", "--data-dir", str(tmp_path / "none")])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:  # No data to measure with: one line, exit status 1.
+        cli.run(serving_config.main, ["--saved-models-dir", str(copy), "--measure", "--data-dir",
+                                      str(tmp_path / "none")])
+    err = capsys.readouterr().err
+    assert info.value.code == 1 and err.startswith("error: ") and err.count("\n") == 1
 
 
 def test_cover_batch_sizes_splits_larger_requests_and_adds_the_missing_sizes(tmp_path):

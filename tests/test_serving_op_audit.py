@@ -11,11 +11,13 @@ from google.protobuf import text_format
 from tensorflow.python.framework import op_def_registry
 from tensorflow_serving.config import model_server_config_pb2
 
-from pipelines import audit_ops, bench_junk_load, serving_config
+from pipelines.bench import junk_load as bench_junk_load
+from pipelines.serving import audit_ops, config as serving_config
 from serving_modules import PyFunctionModule, copy_export
 from tfnlp.serving import ServedModel, export_saved_model
 from tfnlp.serving import op_audit
 from tfnlp.serving.op_audit import CORE, TENSORFLOW_TEXT, UNKNOWN, audit_saved_model, minimum_release
+from tfnlp.training import cli
 
 
 @pytest.fixture(scope="module")
@@ -119,12 +121,17 @@ def test_audit_ops_command(saved_models, capsys):
     # The NER export's tokenizer normalizes with core ops (for its offsets); only its WordPiece op is tensorflow-text's.
     assert "tensorflow-text ops_lib (1 ops): FastWordpieceTokenizeWithOffsets" in out
     assert out.count("OK: every op is in the model server") == 2
+    # An op the model server lacks: the report, then one error line naming the export and the op; exit status 1.
     with pytest.raises(SystemExit) as info:
-        audit_ops.main([os.path.join(saved_models, "python"), "--json"])
-    assert info.value.code == 1 and '"unknown": {"EagerPyFunc": ' in capsys.readouterr().out
+        cli.run(audit_ops.main, [os.path.join(saved_models, "python"), "--json"])
+    captured = capsys.readouterr()
+    assert info.value.code == 1 and '"unknown": {"EagerPyFunc": ' in captured.out
+    assert captured.err == (f"error: {os.path.join(saved_models, 'python', '1')}: 1 op(s) the model server does not "
+                            "have: EagerPyFunc\n")
     with pytest.raises(SystemExit) as info:
-        audit_ops.main([os.path.join(saved_models, "nothing")])
-    assert str(info.value.code).startswith("audit_ops: error: ") and "no such folder" in str(info.value.code)
+        cli.run(audit_ops.main, [os.path.join(saved_models, "nothing")])
+    err = capsys.readouterr().err
+    assert info.value.code == 1 and err.startswith("error: ") and "no such folder" in err and err.count("\n") == 1
 
 
 def test_a_corrupt_saved_model_is_one_line(tmp_path):
@@ -153,8 +160,11 @@ def test_serving_config_has_one_entry_per_model_folder(saved_models, capsys, tmp
     assert [entry.base_path for entry in config.model_config_list.config] == [
         "/models/classifier", "/models/ner", "/models/python"]
     assert all(entry.model_version_policy.HasField("all") for entry in config.model_config_list.config)
-    with pytest.raises(SystemExit, match="holds no model folder"):
-        serving_config.main(["--saved-models-dir", str(tmp_path)])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        cli.run(serving_config.main, ["--saved-models-dir", str(tmp_path)])
+    assert info.value.code == 1 and capsys.readouterr().err == (
+        f"error: {tmp_path}: holds no model folder (<model>/<version>/saved_model.pb)\n")
 
 
 # Junk.

@@ -14,10 +14,11 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2
 
-from pipelines import predict
+from pipelines.serving import predict
 from serving_modules import CLASS_NAMES, IDS_INPUTS, MAX_LENGTH, copy_export
 from tfnlp.serving import ServedModel, rest, warmup
 from tfnlp.serving.served_model import CLASSIFIER, NER, signature_kind
+from tfnlp.training import cli
 
 TEXT_SPECS = {"text": tf.TensorSpec([None], tf.string, name="text")}
 IDS_SPECS = {key: tf.TensorSpec([None, None], tf.int32, name=key) for key in IDS_INPUTS}
@@ -277,9 +278,10 @@ def test_predict_answers_rest_bodies_as_tf_serving(models, capsys, tmp_path, mon
 ])
 def test_predict_errors_are_one_line(models, capsys, argv, message):
     with pytest.raises(SystemExit) as info:
-        predict.main([arg.format(root=models["root"]) for arg in argv])
-    text = str(info.value.code)
-    assert text.startswith("predict: error: " + message.format(root=models["root"])) and "\n" not in text
+        cli.run(predict.main, [arg.format(root=models["root"]) for arg in argv])
+    text = capsys.readouterr().err
+    assert info.value.code == 1 and text.startswith("error: " + message.format(root=models["root"]))
+    assert text.count("\n") == 1
 
 
 def test_warmup_requests_of_an_export_replay_through_the_grpc_path(classifier):
@@ -288,14 +290,15 @@ def test_warmup_requests_of_an_export_replay_through_the_grpc_path(classifier):
         assert tf.make_ndarray(response.outputs["probabilities"]).shape[1] == 4
 
 
-def test_predict_on_a_broken_version_folder_is_one_line(tmp_path):
+def test_predict_on_a_broken_version_folder_is_one_line(tmp_path, capsys):
     version = tmp_path / "broken" / "3"
     version.mkdir(parents=True)
     (version / "saved_model.pb").write_bytes(b"not a SavedModel")
     with pytest.raises(SystemExit) as info:
-        predict.main(["--model", str(tmp_path / "broken"), "x"])
-    text = str(info.value.code)
-    assert text.startswith(f"predict: error: {version}: cannot load the SavedModel: ") and "\n" not in text
+        cli.run(predict.main, ["--model", str(tmp_path / "broken"), "x"])
+    text = capsys.readouterr().err
+    assert info.value.code == 1 and text.startswith(f"error: {version}: cannot load the SavedModel: ")
+    assert text.count("\n") == 1
 
 
 # The truncated output (the fit scripts' exports all have it): the tiny classifier reads MAX_LENGTH - 2 pieces.

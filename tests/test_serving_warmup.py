@@ -12,6 +12,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 from conftest import TINY_VOCAB
 from serving_modules import IDS_INPUTS, MAX_LENGTH, copy_export, tiny_classifier
 from tfnlp.serving import export_saved_model, warmup
+from tfnlp.training import cli
 from tfnlp.utils.model_folders import ModelFolderError, list_versions, resolve_model_folder
 
 
@@ -206,7 +207,7 @@ def test_export_text_classifier_replays_the_warmup_requests_after_reloading(tmp_
 
 @pytest.mark.large  # A second export and the warmup_requests command on it.
 def test_keeping_one_signatures_warmup_requests_for_servers_without_text_ops(tmp_path, classifier, capsys):
-    from pipelines import warmup_requests
+    from pipelines.serving import warmup_requests
 
     path = export_saved_model(classifier, str(tmp_path / "hf"), classifier.signatures())
     assert [line.split(":")[1].strip() for line in warmup_requests.main([path])] == \
@@ -216,5 +217,7 @@ def test_keeping_one_signatures_warmup_requests_for_servers_without_text_ops(tmp
     assert lines[0].startswith("1: serving_ids: attention_mask [1, ")
     assert [name for name, _ in warmup.replay_warmup_requests(path, tf.saved_model.load(path).signatures)] == \
         ["serving_ids"] * 2
-    with pytest.raises(SystemExit, match="no request for serving_x"):
-        warmup_requests.main([path, "--keep", "serving_x"])
+    with pytest.raises(SystemExit) as info:
+        cli.run(warmup_requests.main, [path, "--keep", "serving_x"])
+    err = capsys.readouterr().err
+    assert info.value.code == 1 and err.startswith("error: ") and "no request for serving_x" in err

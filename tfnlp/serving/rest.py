@@ -18,7 +18,7 @@ significant digits when that round-trips, else full precision; ``NaN``,
 ``Infinity`` and ``-Infinity`` as bare words.
 
 These functions follow ``tensorflow_serving/util/json_tensor.cc`` (TF Serving
-2.20) so that ``python -m pipelines.predict --request body.json`` answers what
+2.20) so that ``python -m pipelines.serving.predict --request body.json`` answers what
 the model server would. One difference: the server writes string outputs as
 raw bytes, which is invalid JSON when they are not UTF-8; here such bytes are
 replaced by U+FFFD.

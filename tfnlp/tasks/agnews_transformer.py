@@ -1,6 +1,6 @@
 """The custom Transformer AG News classifier's recipe: its argument groups, batches, model, trainer, optimizer, export.
 
-`pipelines.agnews_transformer` (the fit script) and `pipelines.bench_agnews_transformer` (its speed benchmark)
+`pipelines.agnews_transformer` (the fit script) and `pipelines.bench.agnews_transformer` (its speed benchmark)
 both build from here, so that the benchmark times exactly what the fit script trains.
 """
 

@@ -23,17 +23,35 @@ import typing
 from tfnlp.utils.model_folders import is_saved_model
 
 
-def field(default, help, choices=None):  # noqa: A002  (mirrors argparse's name)
-    """A dataclass field with command-line ``help`` text (and ``choices``)."""
+def field(default, help, choices=None, nargs=None, positional=False):  # noqa: A002  (mirrors argparse's name)
+    """A dataclass field with command-line ``help`` text (and ``choices``).
+
+    ``nargs`` (argparse's ``"*"`` or ``"+"``) takes several values: the field
+    is annotated ``tuple[<type>, ...]`` and holds a tuple. ``positional``
+    makes it a positional argument (named after the field, no ``--``), as the
+    serving tools' model folders or ``predict``'s texts.
+    """
     metadata = {"help": help}
     if choices is not None:
         metadata["choices"] = tuple(choices)
+    if nargs is not None:
+        if nargs not in ("*", "+"):
+            raise ValueError(f"nargs must be '*' or '+', got {nargs!r}")
+        metadata["nargs"] = nargs
+    if positional:
+        metadata["positional"] = True
     return dataclasses.field(default=default, metadata=metadata)
 
 
 def _base_type(annotation):
-    """Returns (type, optional) for ``int``, ``float``, ``str``, ``bool`` and ``Optional[...]`` of them."""
+    """Returns (type, optional) for ``int``, ``float``, ``str``, ``bool``, ``Optional[...]`` of them and the item
+    type of ``tuple[..., ...]`` (a field with ``nargs``)."""
     origin = typing.get_origin(annotation)
+    if origin is tuple:
+        args = typing.get_args(annotation)
+        if len(args) != 2 or args[1] is not Ellipsis:
+            raise TypeError(f"unsupported argument type {annotation!r} (expected tuple[<type>, ...])")
+        return args[0], False
     if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         if len(args) != 1:
@@ -47,9 +65,17 @@ def _add_dataclass(parser, cls):
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         kind, optional = _base_type(hints[f.name])
+        if ("nargs" in f.metadata) is not (typing.get_origin(hints[f.name]) is tuple):
+            raise TypeError(f"{cls.__name__}.{f.name}: a field with nargs is a tuple[<type>, ...], and only it")
         flag = "--" + f.name.replace("_", "-")
         kwargs = {"dest": f.name, "help": f.metadata.get("help", "") + " (default: %(default)s)",
                   "default": argparse.SUPPRESS}
+        if f.metadata.get("positional"):  # argparse names a positional by its dest; a required one shows no default.
+            flag = kwargs.pop("dest")
+            if f.metadata.get("nargs") != "*":
+                kwargs["help"] = f.metadata.get("help", "")
+        if "nargs" in f.metadata:
+            kwargs["nargs"] = f.metadata["nargs"]
         if kind is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
@@ -128,6 +154,10 @@ def parse_arguments(description, *dataclass_types, argv=None, validate=None):
     values = _read_args_file(parser, args_file, dataclass_types) if args_file else {}
     values.update(namespace)
     instances = []
+    for cls in dataclass_types:  # argparse gives the values of a field with nargs as a list.
+        for f in dataclasses.fields(cls):
+            if "nargs" in f.metadata and f.name in values:
+                values[f.name] = tuple(values[f.name])
     for cls in dataclass_types:
         names = {f.name for f in dataclasses.fields(cls)}
         try:
@@ -231,6 +261,12 @@ def _read_args_file(parser, path, dataclass_types):
         kind, optional = _base_type(annotation)
         flag = "--" + name.replace("_", "-")
         if value is None and optional:
+            continue
+        if "nargs" in f.metadata:  # A JSON list of the item type.
+            if not isinstance(value, list) or not all(isinstance(item, kind) and not isinstance(item, bool)
+                                                      for item in value):
+                parser.error(f"--args-file {path}: {flag} must be a list of {kind.__name__}, found {value!r}")
+            values[name] = tuple(value)
             continue
         # JSON integers are fine for float options; bool is an int subclass but never a number here.
         accepted = (int, float) if kind is float else (kind,)

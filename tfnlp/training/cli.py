@@ -1,13 +1,15 @@
-"""What every fit script shares as a command: its entry point, its terminal output and their options.
+"""What every command shares (fit scripts, benchmarks, serving tools): its entry point, its terminal output
+and their options.
 
-A fit script ends with::
+A ``pipelines`` command ends with::
 
     if __name__ == "__main__":
         cli.run(main)
 
-and its ``main(argv=None)`` starts with `tfnlp.training.parse_arguments`, which
-adds the options ``--debug``, ``--verbose`` and ``--quiet`` to the script's own
-and applies them (`configure_output`). Then:
+and its ``main(argv=None)`` starts with `tfnlp.training.parse_arguments`
+(directly, or in the script's ``parse_args``), which adds the options
+``--debug``, ``--verbose`` and ``--quiet`` to the script's own and applies
+them (`configure_output`). Then:
 
 - `run` turns the errors a user can fix (bad data files, unreachable data
   sources, wrong paths, settings that cannot work: `USER_ERRORS`) into one line
@@ -23,6 +25,7 @@ and applies them (`configure_output`). Then:
   results.
 """
 
+import contextlib
 import logging
 import os
 import re
@@ -186,10 +189,35 @@ def one_line(error):
     return " ".join(str(error).split()) or type(error).__name__
 
 
-def run(main, argv=None):
-    """Runs a fit script's ``main(argv)`` as a command: user errors as one line, exit codes, ``--debug``.
+@contextlib.contextmanager
+def user_errors(*error_types):
+    """Treats ``error_types`` raised inside as the user's: a `ConfigurationError` with the same message.
 
-    Call it as the script's ``if __name__ == "__main__": cli.run(main)``.
+    For a command whose library calls check what the user named (a model
+    folder's signatures, its warm-up file) with plain `ValueError`: `run`
+    prints them as one line with exit code 1; ``--debug`` shows the original
+    traceback too. `USER_ERRORS` pass through unchanged.
+
+    Example:
+    >>> with user_errors(ValueError):
+    ...     raise ValueError("saved_models/m/1: no request for serving_x")
+    Traceback (most recent call last):
+    ...
+    tfnlp.errors.ConfigurationError: saved_models/m/1: no request for serving_x
+    """
+    try:
+        yield
+    except USER_ERRORS:
+        raise
+    except error_types as error:
+        raise ConfigurationError(one_line(error)) from error
+
+
+def run(main, argv=None):
+    """Runs a command's ``main(argv)``: user errors as one line, exit codes, ``--debug``.
+
+    Every ``pipelines`` command (fit scripts, benchmarks, serving tools) ends
+    with ``if __name__ == "__main__": cli.run(main)``.
 
     - `USER_ERRORS` print ``error: <message>`` (one line) on standard error and exit with code 1;
     - argument errors (from `tfnlp.training.parse_arguments`) print ``error: <message>`` and exit with code 2;
@@ -197,20 +225,22 @@ def run(main, argv=None):
     - a multi-worker run that loses a worker prints one line naming it and exits with code 1
       (`cluster_failure_message`);
     - with ``--debug`` on the command line, user errors, Ctrl-C and a lost worker keep their traceback;
-    - any other exception keeps its traceback (it is a bug).
+    - any other exception keeps its traceback (it is a bug);
+    - a command whose outcome is pass or fail (``predict --request``, the junk load) returns its exit status as an
+      int: ``run`` exits with it when it is not 0.
 
     Args:
         main: callable taking ``argv`` (a list of str).
         argv: list of str or None. Defaults to ``sys.argv[1:]``.
 
     Returns:
-        What ``main`` returns (a fit script's metrics), when it returns.
+        What ``main`` returns (a fit script's metrics, a tool's results, or 0), when it returns.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     configure_output(verbosity_from_argv(argv))  # Before parsing: imports and parsing may log too.
     try:
-        return main(argv)
+        result = main(argv)
     except USER_ERRORS as error:
         if debug:
             raise
@@ -228,6 +258,9 @@ def run(main, argv=None):
             raise
         print(f"error: {message}", file=sys.stderr, flush=True)
         sys.exit(1)
+    if isinstance(result, int) and not isinstance(result, bool) and result != 0:
+        sys.exit(result)
+    return result
 
 
 _TASK = re.compile(r"/job:\w+/replica:\d+/task:\d+")

@@ -8,7 +8,7 @@
   (`write_run_report` with NER metrics).
 
 Each PNG also stores the numbers it draws (`tfnlp.plots.png.read_plot_data`). In a multi-worker run only the
-chief calls these. `summarize_run` reads a finished run folder back (``python -m pipelines.compare``).
+chief calls these. `summarize_run` reads a finished run folder back (``python -m pipelines.reports.compare``).
 """
 
 import csv

@@ -1,6 +1,6 @@
 """Training speed: the lesson notebook's Transformer vs this package's defaults, on the same AG News data.
 
-    python -m pipelines.bench_agnews_transformer --data-dir ../shared/data
+    python -m pipelines.bench.agnews_transformer --data-dir ../shared/data
 
 The lesson's model is rebuilt here exactly as its notebook writes it (keras.io
 layers without get_config or masking, TextVectorization(20,000) inside the
@@ -17,7 +17,7 @@ examples per second, each epoch timed from its start to its end as Keras
 reports them (the fit scripts' `Throughput` callback).
 """
 
-import argparse
+import dataclasses
 
 import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 
@@ -25,7 +25,7 @@ import tensorflow as tf
 import tf_keras
 
 from tfnlp.tasks import ag_news, agnews_transformer as recipe
-from tfnlp.training import Runtime, RuntimeArguments, parse_arguments
+from tfnlp.training import Runtime, RuntimeArguments, cli, field, parse_arguments
 from tfnlp.training.benchmark import interleaved_rates
 
 
@@ -89,9 +89,10 @@ def lesson_setup(splits):
     return model, splits["train"].batch(128).prefetch(tf.data.AUTOTUNE)
 
 
-def defaults_setup(splits, args):
-    """The pipeline's model (with ``args.overrides``) and its length-bucketed batches of cached ids."""
-    _, model_args, train_args, runtime_args = args.pipeline_arguments
+def defaults_setup(splits, args, pipeline_arguments):
+    """The pipeline's model (with ``args.overrides``, parsed into ``pipeline_arguments``) and its length-bucketed
+    batches of cached ids."""
+    _, model_args, train_args, runtime_args = pipeline_arguments
     runtime = Runtime(runtime_args)
     train, teacher_dim = splits["train"], None
     if train_args.distillation_weight:  # Timed with its distillation head and loss, as the fit script trains.
@@ -104,35 +105,44 @@ def defaults_setup(splits, args):
     return model, batches["train"]
 
 
+@dataclasses.dataclass
+class BenchmarkArguments:
+    """The data, the timing, and the pipeline arguments that override its defaults."""
+
+    data_dir: str = field("", "AG News folder ('' = $TFNLP_DATA_DIR, else tfds).")
+    max_train_examples: int | None = field(None, "Train on the first N examples.")
+    epochs: int = field(5, "Timed epochs per model (the median is shown).")
+    warmup_steps: int = field(10, "Untimed steps before timing.")
+    output_dir: str = field("/tmp/tfnlp-bench-agnews", "Scratch folder.")
+    skip_lesson: bool = field(False, "Time only the pipeline's model.")
+    overrides: tuple[str, ...] = field((), "After '--': pipeline arguments overriding the defaults, e.g. -- "
+                                           "--batch-size 128.", nargs="*", positional=True)
+
+    def __post_init__(self):
+        if self.epochs < 1:
+            raise ValueError("--epochs must be at least 1")
+
+
 def parse_args(argv=None):
     """The command line, checked: the benchmark's options, and the pipeline's after '--'.
 
-    The overrides are parsed and validated by the pipeline's own argument groups here, before any data is read
-    (``args.pipeline_arguments``: its data, model, training and runtime arguments).
+    The overrides are parsed and validated by the pipeline's own argument groups here, before any data is read.
+    Returns (`BenchmarkArguments`, the pipeline's data, model, training and runtime arguments).
     """
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", default="", help="AG News folder ('' = $TFNLP_DATA_DIR, else tfds).")
-    parser.add_argument("--max-train-examples", type=int, default=None, help="Train on the first N examples.")
-    parser.add_argument("--epochs", type=int, default=5, help="Timed epochs per model (the median is shown).")
-    parser.add_argument("--warmup-steps", type=int, default=10, help="Untimed steps before timing.")
-    parser.add_argument("--output-dir", default="/tmp/tfnlp-bench-agnews", help="Scratch folder.")
-    parser.add_argument("--skip-lesson", action="store_true", help="Time only the pipeline's model.")
-    parser.add_argument("overrides", nargs="*",
-                        help="After '--': pipeline arguments overriding the defaults, e.g. -- --batch-size 128.")
-    args = parser.parse_args(argv)
-    args.pipeline_arguments = parse_arguments(
+    (args,) = parse_arguments(__doc__, BenchmarkArguments, argv=argv)
+    pipeline_arguments = parse_arguments(
         "pipeline overrides", ag_news.DataArguments, recipe.ModelArguments, recipe.TrainingArguments,
-        RuntimeArguments, argv=args.overrides + ["--output-dir", args.output_dir])
-    return args
+        RuntimeArguments, argv=[*args.overrides, "--output-dir", args.output_dir])
+    return args, pipeline_arguments
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    args, pipeline_arguments = parse_args(argv)
     splits, _ = ag_news.load_splits(ag_news.DataArguments(data_dir=args.data_dir,
                                                             max_train_examples=args.max_train_examples))
     num_train = ag_news.count_examples(splits["train"])
     setups = [] if args.skip_lesson else [lesson_setup(splits)]
-    setups.append(defaults_setup(splits, args))
+    setups.append(defaults_setup(splits, args, pipeline_arguments))
     *lesson, defaults = interleaved_rates(setups, num_train, args.epochs, args.warmup_steps)
     lesson = lesson[0] if lesson else None
     print(f"\nTraining speed on {num_train} AG News examples, {args.epochs} epoch(s), "
@@ -149,4 +159,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -1,22 +1,23 @@
 """List every op an export uses and check that TF Serving's model server has each one.
 
-    python -m pipelines.audit_ops saved_models/agnews_transformer             # newest version
-    python -m pipelines.audit_ops saved_models/conll_ner/2 saved_models/agnews_hf_bert --json
+    python -m pipelines.serving.audit_ops saved_models/agnews_transformer             # newest version
+    python -m pipelines.serving.audit_ops saved_models/conll_ner/2 saved_models/agnews_hf_bert --json
 
 Each op of the SavedModel's graph and of every function in its library is
 classed as core TensorFlow, tensorflow-text's ops_lib (linked by the model
-server) or unknown; an unknown op makes the command exit with status 1. For
+server) or unknown; an unknown op makes the command end with one line
+``error: ...`` naming the exports and ops, and exit status 1. For
 each signature it prints the tensorflow-text ops it needs and the oldest TF
 Serving release that runs it (see tfnlp.serving.op_audit for where that comes from).
 """
 
-import argparse
+import dataclasses
 import json
-import sys
 import textwrap
 
+from tfnlp.errors import ConfigurationError
 from tfnlp.serving.op_audit import CORE, TENSORFLOW_TEXT, TEXT_OPS_LIB, UNKNOWN, audit_saved_model
-from tfnlp.utils.model_folders import ModelFolderError
+from tfnlp.training import cli, field, parse_arguments
 
 TITLES = {CORE: "core TensorFlow", TENSORFLOW_TEXT: "tensorflow-text ops_lib", UNKNOWN: "unknown"}
 
@@ -40,28 +41,26 @@ def report(audit):
     return lines
 
 
-def parse_args(argv=None):
-    """The command line (the model folders are checked when they are read)."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="+", help="saved_models/<model> (newest version) or a version folder.")
-    parser.add_argument("--json", action="store_true", help="Print one JSON object per export instead.")
-    return parser.parse_args(argv)
+@dataclasses.dataclass
+class AuditArguments:
+    """Which exports to audit, and how to print the result (the model folders are checked when they are read)."""
+
+    models: tuple[str, ...] = field((), "saved_models/<model> (newest version) or a version folder.", nargs="+",
+                                    positional=True)
+    json: bool = field(False, "Print one JSON object per export instead.")
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    audits = []
-    for path in args.models:
-        try:
-            audits.append(audit_saved_model(path))
-        except ModelFolderError as e:
-            sys.exit(f"audit_ops: error: {e}")
+    (args,) = parse_arguments(__doc__, AuditArguments, argv=argv)
+    audits = [audit_saved_model(path) for path in args.models]
     for audit in audits:
-        print(json.dumps(audit.to_dict(), sort_keys=True) if args.json else "\n".join(report(audit)))
-    if not all(audit.ok for audit in audits):
-        sys.exit(1)
+        print(json.dumps(audit.to_dict(), sort_keys=True) if args.json else "\n".join(report(audit)), flush=True)
+    failed = [audit for audit in audits if not audit.ok]
+    if failed:
+        raise ConfigurationError("; ".join(f"{audit.path}: {len(audit.unknown)} op(s) the model server does not "
+                                           f"have: {', '.join(audit.unknown)}" for audit in failed))
     return audits
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

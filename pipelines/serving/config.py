@@ -1,8 +1,8 @@
 """Write everything TF Serving needs to serve saved_models/: models, batching, monitoring, and the command lines.
 
-    python -m pipelines.serving_config --measure                 # measure each export's batch throughput here
-    python -m pipelines.serving_config                           # reuse those measurements (or the defaults)
-    python -m pipelines.serving_config --base-path /models       # paths as the tensorflow/serving container sees them
+    python -m pipelines.serving.config --measure                 # measure each export's batch throughput here
+    python -m pipelines.serving.config                           # reuse those measurements (or the defaults)
+    python -m pipelines.serving.config --base-path /models       # paths as the tensorflow/serving container sees them
 
 A model folder is a sub-folder holding at least one numbered version with a
 saved_model.pb (TF Serving's layout: saved_models/<model>/<version>/). Written
@@ -29,13 +29,15 @@ allowed batch size per signature (a request larger than the largest is split:
 with batching on it would fail, and the version with it).
 """
 
-import argparse
+import dataclasses
 import json
 import os
 import sys
 
 from google.protobuf import text_format
 
+from tfnlp.errors import ConfigurationError
+from tfnlp.training import cli, field, parse_arguments
 from tfnlp.utils import atomic_write_json, atomic_write_text
 from tfnlp.utils.model_folders import ModelFolderError, find_model_folders
 
@@ -99,10 +101,10 @@ def measure(version_dir, args):
     model = ServedModel.load(version_dir)
     specs = model.input_specs("serving_default")
     if len(specs) != 1 or next(iter(specs.values())).dtype.name != "string":
-        raise ValueError(f"{version_dir}: serving_default does not take texts (inputs {sorted(specs)})")
-    texts, source = throughput.benchmark_texts(model.kind(), args.data_dir)
+        raise ConfigurationError(f"{version_dir}: serving_default does not take texts (inputs {sorted(specs)})")
+    texts, source = throughput.benchmark_texts(model.kind(), args.data_dir or None)
     curve = throughput.measure_throughput(model.signature("serving_default"), next(iter(specs)), texts,
-                                          batch_sizes=args.batch_sizes, texts_per_size=args.measure_texts)
+                                          batch_sizes=args.batch_size_list(), texts_per_size=args.measure_texts)
     record = {"curve": curve, "texts": source, "machine": throughput.machine_description()}
     return record, model
 
@@ -113,7 +115,7 @@ def batch_settings(record, args):
 
     if record is None:
         return DEFAULT_BATCH_SIZES, DEFAULT_MAX_ENQUEUED_BATCHES, [
-            "No throughput measured for this version (python -m pipelines.serving_config --measure): "
+            "No throughput measured for this version (python -m pipelines.serving.config --measure): "
             f"the defaults, batch sizes {', '.join(map(str, DEFAULT_BATCH_SIZES))} (the MiniLM exports' choice on "
             f"a 2-core machine), max_enqueued_batches {DEFAULT_MAX_ENQUEUED_BATCHES}."]
     curve = record["curve"]
@@ -137,7 +139,7 @@ def batch_settings(record, args):
 
 def per_model_comments(name, version, sizes, lines, ids_signatures):
     comments = [f"TF Serving batching parameters of {name} version {version} (--enable_batching "
-                "--enable_per_model_batching_parameters), written by python -m pipelines.serving_config.", *lines,
+                "--enable_per_model_batching_parameters), written by python -m pipelines.serving.config.", *lines,
                 f"A request of more than {sizes[-1]} texts is refused (\"Task size ... is larger than maximum input "
                 "batch size\"): send at most that many.",
                 "A batch is padded to the next allowed size by repeating one of its texts.",
@@ -156,49 +158,44 @@ def ids_signatures(model):
                   if any(spec.shape.rank != 1 for spec in model.input_specs(name).values()))
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--saved-models-dir", default="saved_models", help="Folder of the model folders.")
-    parser.add_argument("--output", default=None, help="Where to write models.config (default: "
-                                                       "<saved-models-dir>/models.config).")
-    parser.add_argument("--base-path", default=None, help="The saved-models folder as the model server sees it, "
-                                                          "e.g. /models in the tensorflow/serving container "
-                                                          "(default: its absolute path here).")
-    parser.add_argument("--version-policy", default="latest", choices=("latest", "all"),
-                        help="Serve each model's newest version, or every version.")
-    parser.add_argument("--measure", action="store_true",
-                        help=f"Measure each served version's throughput curve here (stored in {CURVES_FILE}).")
-    parser.add_argument("--data-dir", default=os.environ.get("TFNLP_DATA_DIR"),
-                        help="Folder holding ag_news/ and conll2003/ for --measure (default: $TFNLP_DATA_DIR).")
-    parser.add_argument("--batch-sizes", default="1,2,4,8,16,32,64", help="Batch sizes --measure times.")
-    parser.add_argument("--measure-texts", type=int, default=128, help="Texts timed per batch size and pass.")
-    parser.add_argument("--min-gain", type=float, default=0.10,
-                        help="Throughput a larger batch must add to be allowed (a fraction).")
-    parser.add_argument("--num-threads", type=int, default=os.cpu_count(),
-                        help="Cores the server gets: batch threads and TensorFlow's thread pools.")
-    parser.add_argument("--queue-seconds", type=float, default=1.0,
-                        help="Work a model's batch queue may hold, in seconds at the measured throughput.")
-    args = parser.parse_args(argv)
-    try:
-        args.batch_sizes = tuple(int(size) for size in args.batch_sizes.split(","))
-    except ValueError:
-        parser.error(f"--batch-sizes must be comma-separated ints, got {args.batch_sizes!r}")
-    if list(args.batch_sizes) != sorted(set(args.batch_sizes)) or args.batch_sizes[0] < 1:
-        parser.error("--batch-sizes must be ascending positive ints")
-    if args.measure_texts < 1 or args.num_threads < 1 or args.queue_seconds <= 0 or args.min_gain < 0:
-        parser.error("--measure-texts and --num-threads must be at least 1, --queue-seconds above 0, "
-                     "--min-gain at least 0")
-    return args
+@dataclasses.dataclass
+class ServingConfigArguments:
+    """Which exports, how the server sees them, and how their batch throughput is measured."""
+
+    saved_models_dir: str = field("saved_models", "Folder of the model folders.")
+    output: str | None = field(None, "Where to write models.config (None: <saved-models-dir>/models.config).")
+    base_path: str | None = field(None, "The saved-models folder as the model server sees it, e.g. /models in the "
+                                        "tensorflow/serving container (None: its absolute path here).")
+    version_policy: str = field("latest", "Serve each model's newest version, or every version.",
+                                choices=("latest", "all"))
+    measure: bool = field(False, f"Measure each served version's throughput curve here (stored in {CURVES_FILE}).")
+    data_dir: str = field("", "Folder holding ag_news/ and conll2003/ for --measure ('' = $TFNLP_DATA_DIR).")
+    batch_sizes: str = field("1,2,4,8,16,32,64", "Batch sizes --measure times.")
+    measure_texts: int = field(128, "Texts timed per batch size and pass.")
+    min_gain: float = field(0.10, "Throughput a larger batch must add to be allowed (a fraction).")
+    num_threads: int = field(os.cpu_count(), "Cores the server gets: batch threads and TensorFlow's thread pools.")
+    queue_seconds: float = field(1.0, "Work a model's batch queue may hold, in seconds at the measured throughput.")
+
+    def __post_init__(self):
+        sizes = self.batch_size_list()
+        if list(sizes) != sorted(set(sizes)) or sizes[0] < 1:
+            raise ValueError("--batch-sizes must be ascending positive ints")
+        if self.measure_texts < 1 or self.num_threads < 1 or self.queue_seconds <= 0 or self.min_gain < 0:
+            raise ValueError("--measure-texts and --num-threads must be at least 1, --queue-seconds above 0, "
+                             "--min-gain at least 0")
+
+    def batch_size_list(self):
+        """--batch-sizes as a tuple of int."""
+        try:
+            return tuple(int(size) for size in self.batch_sizes.split(","))
+        except ValueError:
+            raise ValueError(f"--batch-sizes must be comma-separated ints, got {self.batch_sizes!r}") from None
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    from tfnlp.data import DataSourceUnavailableError
-
-    try:
+    (args,) = parse_arguments(__doc__, ServingConfigArguments, argv=argv)
+    with cli.user_errors(ValueError):  # A library check on an export or its warm-up file (the message names it).
         return write_files(args)
-    except (ModelFolderError, DataSourceUnavailableError, ValueError) as e:
-        sys.exit(f"serving_config: error: {e}")
 
 
 def write_files(args):
@@ -226,8 +223,8 @@ def write_files(args):
     for name, version, path in versions:
         key, loaded = f"{name}/{version}", None
         if args.measure:
-            print(f"{key}: measuring serving_default at batch sizes {', '.join(map(str, args.batch_sizes))} ...",
-                  flush=True)
+            measured = ", ".join(map(str, args.batch_size_list()))
+            print(f"{key}: measuring serving_default at batch sizes {measured} ...", flush=True)
             curves[key], loaded = measure(path, args)
             atomic_write_json(curves_path, curves)
         loaded = loaded or ServedModel.load(path)
@@ -238,8 +235,8 @@ def write_files(args):
         try:
             added, split = warmup.cover_batch_sizes(path, loaded.signatures, sizes)
         except tf.errors.OpError as e:
-            raise ValueError(f"{path}: a warm-up request of the allowed batch sizes fails: "
-                             f"{op_error_message(e)}") from None
+            raise ConfigurationError(f"{path}: a warm-up request of the allowed batch sizes fails: "
+                                     f"{op_error_message(e)}") from e
         settings[key] = {"allowed_batch_sizes": list(sizes), "max_enqueued_batches": queue,
                          "measured": key in curves, "warmup_added": added, "warmup_split": split}
         print(f"{key}: allowed batch sizes {', '.join(map(str, sizes))}, max_enqueued_batches {queue} "
@@ -254,7 +251,7 @@ def write_files(args):
             smallest["allowed_batch_sizes"], max_enqueued_batches=smallest["max_enqueued_batches"],
             num_batch_threads=args.num_threads, thread_pool_name=server_config.THREAD_POOL_NAME),
         ["TF Serving batching parameters for every model (--enable_batching --batching_parameters_file), written "
-         "by python -m pipelines.serving_config.",
+         "by python -m pipelines.serving.config.",
          f"num_batch_threads {args.num_threads}: one thread per core, shared by all models.",
          "With --enable_per_model_batching_parameters only the thread pool is read from here; each version's "
          "batching_params.pbtxt gives the rest.",
@@ -281,7 +278,7 @@ def write_files(args):
     commands = (
         "".join(f"# {warning}\n" for warning in warnings)
         + f"# The oldest TF Serving release that runs every served export and flag: {release} "
-        f"(set by {'; '.join(release_reasons)}; python -m pipelines.audit_ops).\n"
+        f"(set by {'; '.join(release_reasons)}; python -m pipelines.serving.audit_ops).\n"
         f"# The files are read at {server_folder}/; the docker container mounts {os.path.abspath(root)} there.\n"
         f"# {args.num_threads} cores: --cpus for docker, TensorFlow's thread pools and the batch threads.\n\n"
         + server_config.model_server_command(flags) + "\n\n"
@@ -299,4 +296,4 @@ def write_files(args):
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -1,8 +1,8 @@
 """Compare finished runs: a Markdown table of their metrics, and one picture of their curves.
 
-    python -m pipelines.compare runs/agnews_transformer runs/agnews_hf_bert --out comparison.png
+    python -m pipelines.reports.compare runs/agnews_transformer runs/agnews_hf_bert --out comparison.png
 
-Each RUN_DIR is a fit script's --output-dir (its metrics.json and history.csv);
+Each run folder is a fit script's --output-dir (its metrics.json and history.csv);
 for a two-stage run (frozen, then fine-tuning) the last stage that ran is
 shown. The table has each run's headline metric (test accuracy for the AG
 News classifiers, entity F1 for NER), its validation figure, epochs, training
@@ -13,13 +13,11 @@ time and speed; the picture draws every run's validation (solid) and training
 import dataclasses
 import logging
 import os
-import sys
 
 import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 
 from tfnlp.plots.curves import plot_curve_comparison
-from tfnlp.training import cli, field
-from tfnlp.training.arguments import build_parser
+from tfnlp.training import cli, field, parse_arguments
 from tfnlp.training.report import summarize_run
 
 logger = logging.getLogger("compare")
@@ -27,16 +25,10 @@ logger = logging.getLogger("compare")
 
 @dataclasses.dataclass
 class CompareArguments:
-    """Where the comparison picture goes."""
+    """The runs to compare, and where the comparison picture goes."""
 
+    run_dirs: tuple[str, ...] = field((), "A finished run's --output-dir.", nargs="+", positional=True)
     out: str = field("comparison.png", "The PNG comparing the runs' curves ('' = no picture).")
-
-
-def build_compare_parser():
-    """The command's parser: the `CompareArguments` options and the RUN_DIR arguments."""
-    parser = build_parser(__doc__, CompareArguments)
-    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="A finished run's --output-dir.")
-    return parser
 
 
 def markdown_table(summaries):
@@ -55,17 +47,9 @@ def markdown_table(summaries):
     return "\n".join(lines)
 
 
-def parse_args(argv=None):
-    """The command line: (`CompareArguments`, the RUN_DIRs, the output level for `cli.configure_output`)."""
-    namespace = vars(build_compare_parser().parse_args(sys.argv[1:] if argv is None else argv))
-    level = "verbose" if namespace["verbose"] else "quiet" if namespace["quiet"] else "default"
-    return CompareArguments(out=namespace.get("out", CompareArguments.out)), namespace["run_dirs"], level
-
-
 def main(argv=None):
-    args, run_dirs, level = parse_args(argv)
-    cli.configure_output(level)
-    summaries = [summarize_run(run_dir) for run_dir in run_dirs]
+    (args,) = parse_arguments(__doc__, CompareArguments, argv=argv)
+    summaries = [summarize_run(run_dir) for run_dir in args.run_dirs]
     print(markdown_table(summaries), flush=True)
     histories = {_label(s): s["history"] for s in summaries if s["history"]}
     path = None

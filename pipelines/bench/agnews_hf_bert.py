@@ -1,6 +1,6 @@
 """Training speed of TFBertForSequenceClassification: the lesson's input path vs this package's, same model.
 
-    python -m pipelines.bench_agnews_hf_bert --data-dir ../shared/data
+    python -m pipelines.bench.agnews_hf_bert --data-dir ../shared/data
 
 Both sides train the same HF model (the packaged all-MiniLM-L6-v2, or
 --pretrained) from the same initial weights on the same AG News texts, with the
@@ -22,7 +22,7 @@ the two train --epochs epochs taking turns; the table shows each side's median
 epoch in training examples per second, and their ratio.
 """
 
-import argparse
+import dataclasses
 
 import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 
@@ -35,7 +35,7 @@ from tfnlp.models.hf_bert_classifier import build_hf_bert_classifier, hf_inputs,
 from tfnlp.tasks import ag_news
 from tfnlp.tasks.bert_classifier import make_batches
 from tfnlp.text import BertTokenizer
-from tfnlp.training import Runtime, RuntimeArguments, cli
+from tfnlp.training import Runtime, RuntimeArguments, cli, field, parse_arguments
 from tfnlp.training.benchmark import interleaved_rates
 
 LESSON_LENGTH = 128
@@ -86,28 +86,29 @@ def tfnlp_setup(train, folder, class_names, args):
     return trainer, batches["train"]
 
 
-def parse_args(argv=None):
-    """The command line, checked."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-dir", default="", help="AG News folder ('' = $TFNLP_DATA_DIR, else tfds).")
-    parser.add_argument("--pretrained", default="", help="'' = packaged all-MiniLM-L6-v2, or a HF BERT folder.")
-    parser.add_argument("--max-train-examples", type=int, default=512, help="Texts per epoch (the first N).")
-    parser.add_argument("--stage", choices=("fine_tune", "frozen"), default="fine_tune",
-                        help="fine_tune: every weight trains; frozen: the encoder frozen, as the lesson.")
-    parser.add_argument("--batch-size", type=int, default=32, help="Batch size of both sides (the lesson's 32).")
-    parser.add_argument("--learning-rate", type=float, default=3e-5, help="Adam learning rate of both sides.")
-    parser.add_argument("--epochs", type=int, default=3, help="Timed epochs per side (the median is shown).")
-    parser.add_argument("--warmup-steps", type=int, default=3, help="Untimed steps per side before timing.")
-    parser.add_argument("--seed", type=int, default=42, help="Seed of both sides' initial weights.")
-    parser.add_argument("--output-dir", default="/tmp/tfnlp-bench-agnews-hf-bert", help="Scratch folder.")
-    args = parser.parse_args(argv)
-    if args.max_train_examples < args.batch_size or args.epochs < 1 or args.warmup_steps < 1:
-        parser.error("--max-train-examples must hold a batch; --epochs and --warmup-steps must be at least 1")
-    return args
+@dataclasses.dataclass
+class BenchmarkArguments:
+    """The model, the data, and the settings both sides share."""
+
+    data_dir: str = field("", "AG News folder ('' = $TFNLP_DATA_DIR, else tfds).")
+    pretrained: str = field("", "'' = packaged all-MiniLM-L6-v2, or a HF BERT folder.")
+    max_train_examples: int = field(512, "Texts per epoch (the first N).")
+    stage: str = field("fine_tune", "fine_tune: every weight trains; frozen: the encoder frozen, as the lesson.",
+                       choices=("fine_tune", "frozen"))
+    batch_size: int = field(32, "Batch size of both sides (the lesson's 32).")
+    learning_rate: float = field(3e-5, "Adam learning rate of both sides.")
+    epochs: int = field(3, "Timed epochs per side (the median is shown).")
+    warmup_steps: int = field(3, "Untimed steps per side before timing.")
+    seed: int = field(42, "Seed of both sides' initial weights.")
+    output_dir: str = field("/tmp/tfnlp-bench-agnews-hf-bert", "Scratch folder.")
+
+    def __post_init__(self):
+        if self.max_train_examples < self.batch_size or self.epochs < 1 or self.warmup_steps < 1:
+            raise ValueError("--max-train-examples must hold a batch; --epochs and --warmup-steps must be at least 1")
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    (args,) = parse_arguments(__doc__, BenchmarkArguments, argv=argv)
 
     folder = pretrained.resolve_pretrained(args.pretrained or None)
     splits, class_names = ag_news.load_splits(ag_news.DataArguments(data_dir=args.data_dir,

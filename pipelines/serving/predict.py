@@ -1,9 +1,9 @@
 """Predict with an exported model, as TF Serving would: texts in, one JSON line per text out.
 
-    python -m pipelines.predict --model saved_models/agnews_transformer "Stocks rallied on Wall Street."
-    python -m pipelines.predict --model saved_models/conll_ner/3 --file sentences.txt
-    cat texts.txt | python -m pipelines.predict --model saved_models/agnews_hf_bert
-    python -m pipelines.predict --model saved_models/agnews_hf_bert --request body.json
+    python -m pipelines.serving.predict --model saved_models/agnews_transformer "Stocks rallied on Wall Street."
+    python -m pipelines.serving.predict --model saved_models/conll_ner/3 --file sentences.txt
+    cat texts.txt | python -m pipelines.serving.predict --model saved_models/agnews_hf_bert
+    python -m pipelines.serving.predict --model saved_models/agnews_hf_bert --request body.json
 
 The newest version of saved_models/<name> is loaded unless a version folder
 (or --version) is given. Texts come from the command line, else --file (one
@@ -22,7 +22,7 @@ prints what POST /v1/models/<name>:predict would answer, or {"error": ...}
 with exit status 1 where the server answers HTTP 400.
 """
 
-import argparse
+import dataclasses
 import os
 import sys
 
@@ -30,9 +30,10 @@ import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 
 import tensorflow as tf
 
+from tfnlp.errors import ConfigurationError
 from tfnlp.serving import rest
 from tfnlp.serving.served_model import ServedModel, op_error_message
-from tfnlp.utils.model_folders import ModelFolderError
+from tfnlp.training import cli, field, parse_arguments
 
 
 def read_lines(stream):
@@ -51,7 +52,7 @@ def texts_from(args):
             with open(args.file, "rb") as f:
                 return list(read_lines(f))
         except OSError as e:
-            raise ValueError(f"{args.file}: cannot read: {e.strerror}") from None
+            raise ConfigurationError(f"{args.file}: cannot read: {e.strerror}") from None
     return read_lines(sys.stdin.buffer)
 
 
@@ -63,33 +64,39 @@ def read_request(path):
         with open(path, "rb") as f:
             return f.read()
     except OSError as e:
-        raise ValueError(f"{path}: cannot read: {e.strerror}") from None
+        raise ConfigurationError(f"{path}: cannot read: {e.strerror}") from None
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("texts", nargs="*", metavar="TEXT", help="Texts to predict (else --file or standard input).")
-    parser.add_argument("--model", required=True, help="saved_models/<name> (newest version) or a version folder.")
-    parser.add_argument("--version", type=int, default=None, help="A version of --model (default: the newest).")
-    parser.add_argument("--file", default=None, help="A file of texts, one per line ('-': standard input).")
-    parser.add_argument("--batch-size", type=int, default=64, help="Texts per signature call.")
-    parser.add_argument("--signature", default=rest.DEFAULT_SIGNATURE, help="The signature to run on texts.")
-    parser.add_argument("--request", default=None, help="A TF Serving REST predict body (JSON file, '-': "
-                                                        "standard input); prints the REST response.")
-    args = parser.parse_args(argv)
-    if args.batch_size < 1:
-        parser.error("--batch-size must be at least 1")
-    if args.request and (args.texts or args.file):
-        parser.error("--request takes no texts and no --file")
-    if args.texts and args.file:
-        parser.error("give texts on the command line or --file, not both")
-    return args
+@dataclasses.dataclass
+class PredictArguments:
+    """Which model, which texts (or REST body), and how to run them."""
+
+    texts: tuple[str, ...] = field((), "Texts to predict (else --file or standard input).", nargs="*",
+                                   positional=True)
+    model: str = field("", "saved_models/<name> (newest version) or a version folder (required).")
+    version: int | None = field(None, "A version of --model (None: the newest).")
+    file: str | None = field(None, "A file of texts, one per line ('-': standard input).")
+    batch_size: int = field(64, "Texts per signature call.")
+    signature: str = field(rest.DEFAULT_SIGNATURE, "The signature to run on texts.")
+    request: str | None = field(None, "A TF Serving REST predict body (JSON file, '-': standard input); prints the "
+                                      "REST response.")
+
+    def __post_init__(self):
+        if not self.model:
+            raise ValueError("--model is required (saved_models/<name> or a version folder)")
+        if self.batch_size < 1:
+            raise ValueError("--batch-size must be at least 1")
+        if self.request and (self.texts or self.file):
+            raise ValueError("--request takes no texts and no --file")
+        if self.texts and self.file:
+            raise ValueError("give texts on the command line or --file, not both")
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    """Prints the predictions; returns the exit status (1: a REST body the server would refuse with HTTP 400)."""
+    (args,) = parse_arguments(__doc__, PredictArguments, argv=argv)
+    model = ServedModel.load(args.model, args.version)
     try:
-        model = ServedModel.load(args.model, args.version)
         if args.request:
             body = read_request(args.request)
             try:
@@ -101,12 +108,12 @@ def main(argv=None):
         for record in model.predict_texts(texts_from(args), batch_size=args.batch_size,
                                           signature_name=args.signature):
             print(rest.to_json(record), flush=True)
-    except (ModelFolderError, rest.RestError, ValueError) as e:
-        sys.exit(f"predict: error: {e}")
+    except rest.RestError as e:  # --signature names no signature, or one that does not take texts.
+        raise ConfigurationError(cli.one_line(e)) from e
     except tf.errors.OpError as e:
-        sys.exit(f"predict: error: {args.model}: the signature failed: {op_error_message(e)}")
+        raise ConfigurationError(f"{args.model}: the signature failed: {op_error_message(e)}") from e
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)

@@ -1,7 +1,7 @@
 """Show an export's TF Serving warm-up requests, or keep only some signatures' requests.
 
-    python -m pipelines.warmup_requests saved_models/agnews_hf_bert                      # list them
-    python -m pipelines.warmup_requests saved_models/agnews_hf_bert --keep serving_ids   # older servers
+    python -m pipelines.serving.warmup_requests saved_models/agnews_hf_bert                      # list them
+    python -m pipelines.serving.warmup_requests saved_models/agnews_hf_bert --keep serving_ids   # older servers
 
 Every export carries assets.extra/tf_serving_warmup_requests, replayed by TF
 Serving before it serves the version; a request that fails makes the load
@@ -10,15 +10,15 @@ HF classifier's serving_ids signature (token ids in), but not the text
 signature, so for such a server keep only the serving_ids requests.
 """
 
-import argparse
-import sys
+import dataclasses
 
 import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 
 import tensorflow as tf
 
 from tfnlp.serving import warmup
-from tfnlp.utils.model_folders import ModelFolderError, resolve_model_folder
+from tfnlp.training import cli, field, parse_arguments
+from tfnlp.utils.model_folders import resolve_model_folder
 
 
 def describe(version_dir):
@@ -32,28 +32,25 @@ def describe(version_dir):
     return lines
 
 
-def parse_args(argv=None):
-    """The command line (the model folder and the kept signatures are checked when the file is read)."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", help="saved_models/<name> (newest version) or a version folder.")
-    parser.add_argument("--keep", nargs="+", default=None, metavar="SIGNATURE",
-                        help="Rewrite the file with only these signatures' requests.")
-    return parser.parse_args(argv)
+@dataclasses.dataclass
+class WarmupArguments:
+    """The export, and the signatures to keep (checked when the file is read)."""
+
+    model: str = field("", "saved_models/<name> (newest version) or a version folder.", positional=True)
+    keep: tuple[str, ...] = field((), "Rewrite the file with only these signatures' requests.", nargs="+")
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    try:
-        version_dir = resolve_model_folder(args.model).path
+    (args,) = parse_arguments(__doc__, WarmupArguments, argv=argv)
+    version_dir = resolve_model_folder(args.model).path
+    with cli.user_errors(ValueError):  # The warm-up file has no request for --keep's signatures, or none at all.
         if args.keep:
             kept, dropped = warmup.keep_warmup_requests(version_dir, args.keep)
             print(f"{warmup.warmup_file(version_dir)}: kept {kept} request(s), dropped {dropped}")
         lines = describe(version_dir)
-    except (ModelFolderError, ValueError) as e:
-        sys.exit(f"warmup_requests: error: {e}")
     print("\n".join(lines) if lines else f"{version_dir}: no warm-up requests")
     return lines
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

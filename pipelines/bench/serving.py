@@ -1,7 +1,7 @@
 """Serving latency of exports, through their loaded signatures as the model server runs them.
 
-    python -m pipelines.bench_serving saved_models/agnews_transformer saved_models/agnews_hub_bert
-    python -m pipelines.bench_serving saved_models/conll_ner --requests 500 --output bench.json
+    python -m pipelines.bench.serving saved_models/agnews_transformer saved_models/agnews_hub_bert
+    python -m pipelines.bench.serving saved_models/conll_ner --requests 500 --output bench.json
 
 For each export (newest version of saved_models/<name>, or a version folder):
 load it with tf.saved_model.load, replay its warm-up requests (as TF Serving
@@ -25,13 +25,12 @@ text ("stocks " repeated: one word piece each, far more than any export
 reads), one text of 254 pieces (one NER window of 256 tokens), each timed 3
 times (the median), and one batch of the worst text at the version's largest
 allowed batch size (its batching_params.pbtxt, written by
-pipelines.serving_config; else --batch-size).
+pipelines.serving.config; else --batch-size).
 """
 
-import argparse
+import dataclasses
 import os
 import platform
-import sys
 import time
 
 import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
@@ -39,11 +38,11 @@ import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
 import numpy as np
 import tensorflow as tf
 
-from tfnlp import data
+from tfnlp.errors import ConfigurationError
 from tfnlp.serving import warmup
 from tfnlp.serving.served_model import CLASSIFIER, NER, ServedModel, op_error_message
 from tfnlp.serving.throughput import benchmark_texts
-from tfnlp.utils.model_folders import ModelFolderError
+from tfnlp.training import cli, field, parse_arguments
 
 # p50 targets of one text, in ms, by model folder name (the deployment issue's).
 TARGETS_MS = {"agnews_transformer": 2.0, "agnews_hub_bert": 15.0, "agnews_hf_bert": 15.0, "conll_ner": 20.0}
@@ -118,10 +117,10 @@ def benchmark(path, args):
     function = model.signature("serving_default")
     specs = model.input_specs("serving_default")
     if len(specs) != 1 or next(iter(specs.values())).dtype != tf.string:
-        raise ValueError(f"{model.path}: serving_default does not take texts (inputs {sorted(specs)})")
+        raise ConfigurationError(f"{model.path}: serving_default does not take texts (inputs {sorted(specs)})")
     input_name = next(iter(specs))
     kind = model.kind()
-    texts, source = benchmark_texts(NER if kind == NER else CLASSIFIER, args.data_dir)
+    texts, source = benchmark_texts(NER if kind == NER else CLASSIFIER, args.data_dir or None)
     if warmup.read_warmup_requests(model.path):  # Optional for TF Serving too (exports made here have them).
         warmup.replay_warmup_requests(model.path, model.signatures)
     time_single_requests(function, input_name, texts, 20)  # First calls: kernels' lazy initialization.
@@ -154,35 +153,36 @@ def format_table(results):
     return "\n".join(lines)
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("models", nargs="+", help="saved_models/<name> (newest version) or version folders.")
-    parser.add_argument("--data-dir", default=os.environ.get(data.DATA_DIR_ENV),
-                        help="Folder holding ag_news/ and conll2003/ (default: $TFNLP_DATA_DIR).")
-    parser.add_argument("--requests", type=int, default=1000, help="Timed single-text requests per model.")
-    parser.add_argument("--batch-size", type=int, default=64, help="Texts per request for the throughput figure.")
-    parser.add_argument("--batch-texts", type=int, default=64 * 32, help="Texts timed in batches per model.")
-    parser.add_argument("--worst-case", action="store_true",
-                        help="Also time the worst text (100,000 characters) alone and in the largest allowed batch.")
-    parser.add_argument("--output", default=None, help="Also write the results as JSON to this file.")
-    args = parser.parse_args(argv)
-    if min(args.requests, args.batch_size, args.batch_texts) < 1:
-        parser.error("--requests, --batch-size and --batch-texts must be at least 1")
-    return args
+@dataclasses.dataclass
+class BenchmarkArguments:
+    """The exports, their test texts, and how many requests to time."""
+
+    models: tuple[str, ...] = field((), "saved_models/<name> (newest version) or version folders.", nargs="+",
+                                    positional=True)
+    data_dir: str = field("", "Folder holding ag_news/ and conll2003/ ('' = $TFNLP_DATA_DIR).")
+    requests: int = field(1000, "Timed single-text requests per model.")
+    batch_size: int = field(64, "Texts per request for the throughput figure.")
+    batch_texts: int = field(64 * 32, "Texts timed in batches per model.")
+    worst_case: bool = field(False, "Also time the worst text (100,000 characters) alone and in the largest "
+                                    "allowed batch.")
+    output: str | None = field(None, "Also write the results as JSON to this file.")
+
+    def __post_init__(self):
+        if min(self.requests, self.batch_size, self.batch_texts) < 1:
+            raise ValueError("--requests, --batch-size and --batch-texts must be at least 1")
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    (args,) = parse_arguments(__doc__, BenchmarkArguments, argv=argv)
     print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
           f"load average {', '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
     results = []
     for path in args.models:
         try:
-            results.append(benchmark(path, args))
-        except (ModelFolderError, data.DataSourceUnavailableError, ValueError) as e:
-            sys.exit(f"bench_serving: error: {e}")
+            with cli.user_errors(ValueError):  # The export lacks serving_default, or its warm-up file is wrong.
+                results.append(benchmark(path, args))
         except tf.errors.OpError as e:
-            sys.exit(f"bench_serving: error: {path}: the signature failed on a test text: {op_error_message(e)}")
+            raise ConfigurationError(f"{path}: the signature failed on a test text: {op_error_message(e)}") from e
         r = results[-1]
         print(f"{r['model']}/{r['version']}: p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
               f"{r['texts_per_second']:.0f} texts/s at batch {r['batch_size']}", flush=True)
@@ -201,4 +201,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

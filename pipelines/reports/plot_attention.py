@@ -1,6 +1,6 @@
 """Draw a text's attention in a BERT as a PNG: one heat map per head of the chosen layer.
 
-    python -m pipelines.plot_attention --model saved_models/agnews_hf_bert --text "Oil prices rose." --out attention.png
+    python -m pipelines.reports.plot_attention --model saved_models/agnews_hf_bert --text "Oil prices rose." --out attention.png
 
 --model is a HF BERT folder (a ``save_pretrained`` folder, e.g. an HF classifier
 export's <version>/hf_model), an HF classifier export (a version folder, or the

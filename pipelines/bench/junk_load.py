@@ -1,7 +1,7 @@
 """Junk load on an export: many requests of junk text through its signature, checking outputs and memory.
 
-    python -m pipelines.bench_junk_load saved_models/agnews_transformer
-    MALLOC_ARENA_MAX=2 python -m pipelines.bench_junk_load saved_models/conll_ner --requests 30000 --malloc-trim
+    python -m pipelines.bench.junk_load saved_models/agnews_transformer
+    MALLOC_ARENA_MAX=2 python -m pipelines.bench.junk_load saved_models/conll_ner --requests 30000 --malloc-trim
 
 Sends --requests single-text requests (default 10,000) to serving_default,
 cycling through kinds of junk: empty strings, 100,000-character texts, random
@@ -26,12 +26,11 @@ requests sent so far get a last RSS reading, the summary and the JSON, marked
 ``"complete": false``, and the exit status is 130.
 """
 
-import argparse
 import ctypes
+import dataclasses
 import os
 import random
 import signal
-import sys
 import time
 
 import tfnlp  # noqa: F401  (Keras 2 before TensorFlow)
@@ -40,8 +39,9 @@ import numpy as np
 import psutil
 import tensorflow as tf
 
+from tfnlp.errors import ConfigurationError
 from tfnlp.serving.served_model import CLASSIFIER, NER, ServedModel, op_error_message
-from tfnlp.utils.model_folders import ModelFolderError
+from tfnlp.training import cli, field, parse_arguments
 
 KINDS = ("empty", "long_100k", "lenient_bytes", "raw_bytes", "emoji", "mixed_scripts", "control")
 
@@ -139,7 +139,7 @@ def run(model, args):
     function = model.signature("serving_default")
     specs = model.input_specs("serving_default")
     if len(specs) != 1 or next(iter(specs.values())).dtype != tf.string:
-        raise ValueError(f"{model.path}: serving_default does not take texts (inputs {sorted(specs)})")
+        raise ConfigurationError(f"{model.path}: serving_default does not take texts (inputs {sorted(specs)})")
     input_name, kind = next(iter(specs)), model.kind()
     rows, failures, problems, by_kind = [], 0, [], {name: 0 for name in KINDS}
     truncated = {name: 0 for name in KINDS}  # Texts the model said it read only the beginning of, by kind.
@@ -194,19 +194,21 @@ def summarize(rows):
     }
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", help="saved_models/<name> (newest version) or a version folder.")
-    parser.add_argument("--requests", type=int, default=10_000, help="Junk texts to send.")
-    parser.add_argument("--batch-size", type=int, default=1, help="Texts per request.")
-    parser.add_argument("--report-every", type=int, default=1000, help="Read RSS every this many texts.")
-    parser.add_argument("--seed", type=int, default=0, help="Seed of the junk generator.")
-    parser.add_argument("--malloc-trim", action="store_true", help="Call malloc_trim(0) before each RSS reading.")
-    parser.add_argument("--output", default=None, help="Also write the figures as JSON to this file.")
-    args = parser.parse_args(argv)
-    if min(args.requests, args.batch_size, args.report_every) < 1:
-        parser.error("--requests, --batch-size and --report-every must be at least 1")
-    return args
+@dataclasses.dataclass
+class JunkLoadArguments:
+    """The export, how much junk to send, and how memory is read."""
+
+    model: str = field("", "saved_models/<name> (newest version) or a version folder.", positional=True)
+    requests: int = field(10_000, "Junk texts to send.")
+    batch_size: int = field(1, "Texts per request.")
+    report_every: int = field(1000, "Read RSS every this many texts.")
+    seed: int = field(0, "Seed of the junk generator.")
+    malloc_trim: bool = field(False, "Call malloc_trim(0) before each RSS reading.")
+    output: str | None = field(None, "Also write the figures as JSON to this file.")
+
+    def __post_init__(self):
+        if min(self.requests, self.batch_size, self.report_every) < 1:
+            raise ValueError("--requests, --batch-size and --report-every must be at least 1")
 
 
 def _raise_keyboard_interrupt(signum, frame):
@@ -214,7 +216,9 @@ def _raise_keyboard_interrupt(signum, frame):
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    """Sends the junk and prints the figures; returns the exit status (1: a failed request or a bad output; 130:
+    interrupted)."""
+    (args,) = parse_arguments(__doc__, JunkLoadArguments, argv=argv)
     previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)  # `timeout`, `kill`: as Ctrl-C.
     try:
         model = ServedModel.load(args.model)
@@ -222,9 +226,8 @@ def main(argv=None):
               f"request; MALLOC_ARENA_MAX={os.environ.get('MALLOC_ARENA_MAX', '(unset)')} "
               f"LD_PRELOAD={os.environ.get('LD_PRELOAD', '(unset)')} malloc_trim={args.malloc_trim}; "
               f"RSS after load {rss_mb():.1f} MB", flush=True)
-        rows, counts = run(model, args)
-    except (ModelFolderError, ValueError) as e:
-        sys.exit(f"bench_junk_load: error: {e}")
+        with cli.user_errors(ValueError):  # The export lacks serving_default.
+            rows, counts = run(model, args)
     finally:
         signal.signal(signal.SIGTERM, previous)
     if not rows:
@@ -245,7 +248,7 @@ def main(argv=None):
     if args.output:
         from tfnlp.utils import atomic_write_json
 
-        atomic_write_json(args.output, {"model": model.path, "arguments": vars(args), "rows": rows,
+        atomic_write_json(args.output, {"model": model.path, "arguments": dataclasses.asdict(args), "rows": rows,
                                         "summary": summary, "complete": counts["complete"],
                                         "failed": counts["failed"], "problems": counts["problems"],
                                         "by_kind": counts["by_kind"],
@@ -256,4 +259,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run(main)

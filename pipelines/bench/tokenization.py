@@ -16,10 +16,9 @@ timed passes; the table shows the best pass. The last line states the
 in-graph throughput and its speed-up over the ``tf.py_function`` path.
 
 Usage:
-    python -m pipelines.bench_tokenization --data-dir ../shared/data
+    python -m pipelines.bench.tokenization --data-dir ../shared/data
 """
 
-import argparse
 import dataclasses
 import os
 import time
@@ -31,6 +30,7 @@ import transformers
 
 from tfnlp import data, pretrained
 from tfnlp.text import BertTokenizer
+from tfnlp.training import cli, field, parse_arguments
 
 
 @dataclasses.dataclass
@@ -46,26 +46,26 @@ class Result:
         return self.examples / self.seconds
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", type=str, default=os.environ.get(data.DATA_DIR_ENV),
-                        help="Folder holding ag_news/test.csv (default: $TFNLP_DATA_DIR).")
-    parser.add_argument("--pretrained", type=str, default=None,
-                        help="HF BERT folder or hub name whose vocab.txt is used (default: the packaged MiniLM).")
-    parser.add_argument("--sequence-length", type=int, default=128, help="Tokens per example, padded and truncated.")
-    parser.add_argument("--batch-size", type=int, default=256, help="Texts per batch for the batched paths.")
-    parser.add_argument("--max-examples", type=int, default=None,
-                        help="Use only the first N test texts for the batched paths (default: all 7,600).")
-    parser.add_argument("--py-function-examples", type=int, default=1000,
-                        help="Texts timed on the slow tf.py_function path.")
-    parser.add_argument("--repeats", type=int, default=3, help="Timed passes per path; the best one is reported.")
-    args = parser.parse_args(argv)
-    if not args.data_dir:
-        parser.error("--data-dir is required when $TFNLP_DATA_DIR is not set")
-    for name in ("sequence_length", "batch_size", "py_function_examples", "repeats"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1")
-    return args
+@dataclasses.dataclass
+class BenchmarkArguments:
+    """The texts, the tokenizer and how long to time each path."""
+
+    data_dir: str = field("", "Folder holding ag_news/test.csv ('' = $TFNLP_DATA_DIR).")
+    pretrained: str | None = field(None, "HF BERT folder or hub name whose vocab.txt is used (None: the packaged "
+                                         "MiniLM).")
+    sequence_length: int = field(128, "Tokens per example, padded and truncated.")
+    batch_size: int = field(256, "Texts per batch for the batched paths.")
+    max_examples: int | None = field(None, "Use only the first N test texts for the batched paths (None: all "
+                                           "7,600).")
+    py_function_examples: int = field(1000, "Texts timed on the slow tf.py_function path.")
+    repeats: int = field(3, "Timed passes per path; the best one is reported.")
+
+    def __post_init__(self):
+        if not (self.data_dir or os.environ.get(data.DATA_DIR_ENV)):
+            raise ValueError("--data-dir is required when $TFNLP_DATA_DIR is not set")
+        for name in ("sequence_length", "batch_size", "py_function_examples", "repeats"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
 
 
 def best_time(run, repeats):
@@ -134,9 +134,10 @@ def format_table(results, baseline):
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    print("Configuration:", vars(args))
-    texts = data.read_ag_news_csv(os.path.join(args.data_dir, "ag_news", "test.csv")).texts
+    (args,) = parse_arguments(__doc__, BenchmarkArguments, argv=argv)
+    print("Configuration:", dataclasses.asdict(args))
+    data_dir = args.data_dir or os.environ[data.DATA_DIR_ENV]
+    texts = data.read_ag_news_csv(os.path.join(data_dir, "ag_news", "test.csv")).texts
     texts = texts[:args.max_examples]
     slow_texts = texts[:args.py_function_examples]
     vocab_file, do_lower_case = pretrained.tokenizer_files(args.pretrained)
@@ -162,4 +163,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)
