@@ -57,12 +57,13 @@ export-hub-bert: setup  ## The packaged MiniLM as TF-Hub preprocessor + encoder 
 # overlaps another's TensorFlow kernels; --durations lists the slowest tests at the end. `--dist loadgroup`:
 # the tests that read one whole fit run go to one worker, which builds it once (tests/conftest.py, xdist_group).
 # Tiers (tests/conftest.py): tests marked `large` (a SIGKILL at every stage, multi-worker and mirrored runs, the
-# long real-data runs, option variants of whole pipeline runs, benchmarks) are skipped unless --run-large or
+# long real-data runs, option variants and second runs of whole pipelines, XLA compiles, benchmarks, fresh
+# processes that repeat another test's check) are skipped unless --run-large or
 # TFNLP_RUN_LARGE=1; `make test` leaves them out, `make test-large` runs only them, `make test-all` everything.
 PYTEST := $(PY) -m pytest -q -n 2 --dist loadgroup --durations=30
 .PHONY: test-large test-all
 
-test: setup  ## All but the large tier (14 to 17 minutes on 2 cores; integration tests need TFNLP_DATA_DIR).
+test: setup  ## All but the large tier (about 13 minutes on 2 cores from a clean clone; integration tests need TFNLP_DATA_DIR).
 	$(PYTEST)
 
 test-large: setup  ## Only the large tier: the heavy tests `make test` skips.

@@ -143,7 +143,7 @@ def test_a_corrupt_saved_model_is_one_line(tmp_path):
 
 # models.config.
 
-@pytest.mark.large  # pipelines.serving_config end to end is test_serving_config's.
+@pytest.mark.large  # pipelines.serving.config end to end is test_serving_config's.
 def test_serving_config_has_one_entry_per_model_folder(saved_models, capsys, tmp_path):
     output = serving_config.main(["--saved-models-dir", saved_models])["files"]["models.config"]
     assert output == os.path.join(saved_models, "models.config")
