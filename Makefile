@@ -63,7 +63,7 @@ export-hub-bert: setup  ## The packaged MiniLM as TF-Hub preprocessor + encoder 
 PYTEST := $(PY) -m pytest -q -n 2 --dist loadgroup --durations=30
 .PHONY: test-large test-all
 
-test: setup  ## All but the large tier (about 13 minutes on 2 cores from a clean clone; integration tests need TFNLP_DATA_DIR).
+test: setup  ## All but the large tier (9 min 25 s on 2 cores from a clean clone, set-up included; integration tests need TFNLP_DATA_DIR).
 	$(PYTEST)
 
 test-large: setup  ## Only the large tier: the heavy tests `make test` skips.
