@@ -416,20 +416,37 @@ MESSAGE_SOURCES = ("tfnlp", "pipelines", "tools")
 MESSAGE_TEXT_FILES = ("Makefile", os.path.join(".ci", "run"), os.path.join("tools", "venv.sh"))
 
 
+def source_trees():
+    """``(path, parsed module)`` for every Python file of `MESSAGE_SOURCES`, each parsed once per session."""
+    if not _SOURCE_TREES:
+        for folder in MESSAGE_SOURCES:
+            for path in sorted(glob.glob(os.path.join(REPO, folder, "**", "*.py"), recursive=True)):
+                with open(path, encoding="utf-8") as f:
+                    _SOURCE_TREES.append((path, ast.parse(f.read())))
+    return _SOURCE_TREES
+
+
+_SOURCE_TREES = []
+
+
+def literal_text(node):
+    """The text of a string literal node (an f-string's fields as ``{}``); None for any other node."""
+    if isinstance(node, ast.JoinedStr):
+        return "".join(part.value if isinstance(part, ast.Constant) else "{}" for part in node.values)
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    return None
+
+
 def source_strings():
     """Every string of the code: Python string literals (adjacent ones joined, an f-string's fields as ``{}``),
     and each line of the Makefile and the shell scripts."""
     strings = []
-    for folder in MESSAGE_SOURCES:
-        for path in sorted(glob.glob(os.path.join(REPO, folder, "**", "*.py"), recursive=True)):
-            with open(path, encoding="utf-8") as f:
-                tree = ast.parse(f.read())
-            for node in ast.walk(tree):
-                if isinstance(node, ast.JoinedStr):
-                    strings.append("".join(part.value if isinstance(part, ast.Constant) else "{}"
-                                           for part in node.values))
-                elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-                    strings.append(node.value)
+    for _, tree in source_trees():
+        for node in ast.walk(tree):
+            text = literal_text(node)
+            if text is not None:
+                strings.append(text)
     for name in MESSAGE_TEXT_FILES:
         with open(os.path.join(REPO, name), encoding="utf-8") as f:
             strings.extend(f.read().splitlines())
@@ -474,27 +491,21 @@ def user_error_messages():
     classes = {"DataFormatError", "DataSourceUnavailableError", "ConfigurationError", "ModelFolderError",
                "KerasVersionError", "SetupError", "RehearsalError"}
     messages = []
-    for folder in MESSAGE_SOURCES:
-        for path in sorted(glob.glob(os.path.join(REPO, folder, "**", "*.py"), recursive=True)):
-            with open(path, encoding="utf-8") as f:
-                tree = ast.parse(f.read())
-            for node in ast.walk(tree):
-                call = node.exc if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) else (
-                    node if isinstance(node, ast.Call) else None)
-                if call is None or not call.args:
-                    continue
-                name = ast.unparse(call.func).split(".")[-1]
-                message = call.args[-1] if name in ("DataFormatError", "ModelFolderError") else call.args[0]
-                if not isinstance(message, (ast.Constant, ast.JoinedStr)):
-                    continue  # A message built elsewhere (checked where it is written) or passed on.
-                text = message.value if isinstance(message, ast.Constant) else "".join(
-                    part.value if isinstance(part, ast.Constant) else "{}" for part in message.values)
-                if not isinstance(text, str):
-                    continue
-                if (isinstance(node, ast.Raise) and name in classes) or (
-                        isinstance(node, ast.Call) and name == "error" and "parser" in ast.unparse(call.func)) or (
-                        isinstance(node, ast.Raise) and name == "ValueError" and "--" in text):
-                    messages.append((f"{os.path.relpath(path, REPO)}:{node.lineno}", text))
+    for path, tree in source_trees():
+        for node in ast.walk(tree):
+            call = node.exc if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) else (
+                node if isinstance(node, ast.Call) else None)
+            if call is None or not call.args:
+                continue
+            name = ast.unparse(call.func).split(".")[-1]
+            message = call.args[-1] if name in ("DataFormatError", "ModelFolderError") else call.args[0]
+            text = literal_text(message)
+            if text is None:
+                continue  # A message built elsewhere (checked where it is written) or passed on.
+            if (isinstance(node, ast.Raise) and name in classes) or (
+                    isinstance(node, ast.Call) and name == "error" and "parser" in ast.unparse(call.func)) or (
+                    isinstance(node, ast.Raise) and name == "ValueError" and "--" in text):
+                messages.append((f"{os.path.relpath(path, REPO)}:{node.lineno}", text))
     return messages
 
 
